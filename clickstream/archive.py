@@ -1,0 +1,46 @@
+"""The raw click archive's layout and file system, shared by its writer and its readers.
+
+Layout under the archive URL (``file://`` or ``hdfs://``, any fsspec URL)::
+
+    <archive>/clicks/date=YYYY-MM-DD/hour=HH/<name>.parquet
+
+Hive-style partition folders, so Spark, pyarrow and pandas read ``date``/``hour`` as
+columns. Files are written aside and renamed into place (readers never see half a file)
+and named deterministically from what they hold, so a replay rewrites, never duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+
+CLICKS_DIR = "clicks"
+PAGERANK_DIR = "pagerank"
+TMP_PREFIX = "_tmp-"
+
+CLICK_SCHEMA = pa.schema([
+    pa.field("click_id", pa.int64(), nullable=False),
+    pa.field("ts_ms", pa.int64(), nullable=False),
+    pa.field("prev", pa.string(), nullable=False),
+    pa.field("curr", pa.string(), nullable=False),
+    pa.field("link_type", pa.string(), nullable=False),
+    pa.field("referrer_class", pa.string(), nullable=False),
+    pa.field("late", pa.bool_(), nullable=False),
+])
+
+
+def filesystem(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(file system, path inside it) for an fsspec URL such as ``hdfs://h:9000/a``."""
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    return fs, path
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") if i else p.rstrip("/") for i, p in enumerate(parts))
+
+
+def partition_dir(root: str, date: str, hour: int) -> str:
+    """The folder of one hour of clicks under an archive root path."""
+    return join(root, CLICKS_DIR, f"date={date}", f"hour={hour:02d}")

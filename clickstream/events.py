@@ -1,0 +1,125 @@
+"""The click event: its fields, its wire encoding, and validation errors with reasons.
+
+A click is one follow of a link (or arrival from outside) at an event time:
+
+- ``click_id``: identity that makes duplicates detectable; the producer sets it to
+  ``(row_number << 32) | k`` for the k-th click expanded from a dump row, so replays of
+  the same dump with the same seed give the same ids.
+- ``ts_ms``: event time, milliseconds since the Unix epoch (UTC).
+- ``prev``: source article title or an ``other-*`` pseudo referrer.
+- ``curr``: destination article title.
+- ``link_type``: the dump's ``type`` (link, external, other, redlink).
+
+Wire format (UTF-8 JSON, one Kafka record):
+
+- one click: ``{"id": 1, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "link"}``
+- a batch of clicks that share one destination (so the record key stays the
+  destination): ``{"clicks": [[id, ts, prev, curr, type], ...]}``
+
+The record key is the destination title (UTF-8), so one article's clicks share a
+partition. ``decode_record`` accepts both forms and raises ``EventError`` naming what is
+wrong; callers route such records to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import orjson
+
+LINK_TYPES = frozenset({"link", "external", "other", "redlink"})
+# Event times outside [2001-01-01, 2100-01-01) are rejected as nonsense.
+MIN_TS_MS = 978_307_200_000
+MAX_TS_MS = 4_102_444_800_000
+MAX_TITLE_BYTES = 1024
+
+
+class EventError(ValueError):
+    """A record that is not a valid click (or batch); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Click(NamedTuple):
+    click_id: int
+    ts_ms: int
+    prev: str
+    curr: str
+    link_type: str
+
+
+def encode_click(click: Click) -> bytes:
+    return orjson.dumps({"id": click.click_id, "ts": click.ts_ms, "prev": click.prev,
+                         "curr": click.curr, "type": click.link_type})
+
+
+def encode_batch(clicks: Sequence[Click]) -> bytes:
+    """One record carrying several clicks; all must share ``curr`` (the record key)."""
+    if clicks and any(c.curr != clicks[0].curr for c in clicks):
+        raise ValueError("a batch record must hold clicks of one destination (its key)")
+    return orjson.dumps({"clicks": [list(c) for c in clicks]})
+
+
+def record_key(click: Click) -> bytes:
+    return click.curr.encode("utf-8")
+
+
+def _validated(click_id: object, ts: object, prev: object, curr: object, link_type: object) -> Click:
+    if type(click_id) is not int or click_id < 0:
+        raise EventError(f"id: expected a non-negative integer, got {click_id!r}")
+    if type(ts) is not int:
+        raise EventError(f"ts: expected integer milliseconds, got {ts!r}")
+    if not MIN_TS_MS <= ts < MAX_TS_MS:
+        raise EventError(f"ts: {ts} is outside 2001..2100")
+    for name, title in (("prev", prev), ("curr", curr)):
+        if type(title) is not str or not title:
+            raise EventError(f"{name}: expected a non-empty title, got {title!r}")
+        if len(title) > MAX_TITLE_BYTES:
+            raise EventError(f"{name}: title longer than {MAX_TITLE_BYTES} characters")
+    if link_type not in LINK_TYPES:
+        raise EventError(f"type: {link_type!r} is not one of {sorted(LINK_TYPES)}")
+    return Click(click_id, ts, prev, curr, link_type)  # type: ignore[arg-type]
+
+
+def decode_record(value: bytes | None) -> list[Click]:
+    """Clicks in one record (either form). Raises ``EventError`` with the reason."""
+    if value is None:
+        raise EventError("empty record (null value)")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"not JSON: {exc}") from None
+    if isinstance(obj, dict) and "clicks" in obj:
+        rows = obj["clicks"]
+        if not isinstance(rows, list) or not rows:
+            raise EventError("clicks: expected a non-empty list")
+        out = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != 5:
+                raise EventError(f"clicks[{i}]: expected [id, ts, prev, curr, type]")
+            try:
+                out.append(_validated(*row))
+            except EventError as exc:
+                raise EventError(f"clicks[{i}].{exc.reason}") from None
+        return out
+    if isinstance(obj, dict):
+        missing = [k for k in ("id", "ts", "prev", "curr", "type") if k not in obj]
+        if missing:
+            raise EventError(f"missing field(s): {', '.join(missing)}")
+        return [_validated(obj["id"], obj["ts"], obj["prev"], obj["curr"], obj["type"])]
+    raise EventError(f"expected a JSON object, got {type(obj).__name__}")
+
+
+def decode_records(values: Iterable[bytes | None]) -> tuple[list[Click], list[tuple[int, str]]]:
+    """Decode many records: (clicks, [(index of bad record, reason), ...])."""
+    clicks: list[Click] = []
+    bad: list[tuple[int, str]] = []
+    for i, value in enumerate(values):
+        try:
+            clicks.extend(decode_record(value))
+        except EventError as exc:
+            bad.append((i, exc.reason))
+    return clicks, bad

@@ -1,0 +1,250 @@
+"""One frozen, typed settings object per process: flags > ``CLICKSTREAM_*`` env > defaults.
+
+Build it once at the entry point (``Settings.from_sources``) and pass it down; no other
+module reads ``os.environ``. Each field's environment variable is ``CLICKSTREAM_`` plus
+the field name in upper case, and every CLI flag's ``--help`` names it.
+
+Two stacks share one shape:
+
+- ``embedded`` (default): in-process replay instead of Kafka, SQLite instead of
+  Cassandra, ``file://`` archive, a Dask ``LocalCluster``, Spark ``local[2]``.
+- ``local``: the servers that ``clickstream services up`` starts on loopback.
+
+Any single address (Kafka, Cassandra, archive, Dask scheduler, Spark master) can be set
+on its own to point at a real cluster; the stack only chooses the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "CLICKSTREAM_"
+STACKS = ("embedded", "local")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+def _opt(default: Any, help: str, group: str, choices: Sequence[str] | None = None) -> Any:
+    meta = {"help": help, "group": group, "choices": tuple(choices) if choices else None}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the platform. Empty strings mean "use the stack's default"."""
+
+    # -- general ------------------------------------------------------------------------
+    stack: str = _opt("embedded", "which servers to use by default", "general", STACKS)
+    work_dir: str = _opt(".clickstream", "data, logs and state of local runs", "general")
+    log_level: str = _opt("INFO", "logging level", "general",
+                          ("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    # -- local servers (clickstream services) --------------------------------------------
+    services_home: str = _opt("", "cache of the servers' jars (default: ~/.cache/clickstream/services)",
+                              "services")
+    bind_address: str = _opt("127.0.0.1", "address the local servers listen on", "services")
+    kafka_port: int = _opt(9092, "Kafka broker port", "services")
+    kafka_controller_port: int = _opt(9093, "Kafka KRaft controller port", "services")
+    cassandra_port: int = _opt(9042, "Cassandra CQL (native transport) port", "services")
+    cassandra_storage_port: int = _opt(7000, "Cassandra inter-node storage port", "services")
+    cassandra_jmx_port: int = _opt(7199, "Cassandra local JMX port", "services")
+    hdfs_port: int = _opt(9000, "HDFS NameNode RPC port", "services")
+    hdfs_http_port: int = _opt(9870, "HDFS NameNode HTTP port", "services")
+    services_start_timeout_s: float = _opt(90.0, "seconds to wait for each server's health check",
+                                           "services")
+    mvn_command: str = _opt("mvn", "Maven executable used by `services fetch`", "services")
+    java_command: str = _opt("java", "Java executable used by `services up`", "services")
+
+    # -- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = _opt(
+        "", "Kafka bootstrap servers host:port[,..]; empty: in-process replay (embedded) "
+        "or the local broker (local)", "kafka")
+    topic: str = _opt("clicks", "topic of click events", "kafka")
+    dead_letter_topic: str = _opt("clicks-dead-letter", "topic of rejected records", "kafka")
+    topic_partitions: int = _opt(4, "partitions of a topic created by us", "kafka")
+    consumer_group: str = _opt("clickstream-pipeline", "consumer group of the pipeline", "kafka")
+
+    # -- store ---------------------------------------------------------------------------
+    store: str = _opt("", "store backend: 'embedded' (SQLite) or 'cassandra'; empty: by stack",
+                      "store", ("", "embedded", "cassandra"))
+    embedded_store_path: str = _opt("", "SQLite file of the embedded store (default: <work_dir>/store.sqlite)",
+                                    "store")
+    cassandra_contact_points: tuple[str, ...] = _opt(
+        ("127.0.0.1",), "Cassandra contact points (comma-separated)", "store")
+    cassandra_keyspace: str = _opt("clickstream", "Cassandra keyspace", "store")
+    cassandra_replication_class: str = _opt(
+        "SimpleStrategy", "keyspace replication strategy", "store",
+        ("SimpleStrategy", "NetworkTopologyStrategy"))
+    cassandra_replication_factor: int = _opt(1, "replicas (per datacenter for NetworkTopologyStrategy)",
+                                             "store")
+    cassandra_datacenters: tuple[str, ...] = _opt(
+        ("datacenter1",), "datacenters for NetworkTopologyStrategy (comma-separated)", "store")
+    cassandra_username: str = _opt("", "Cassandra user (empty: no authentication)", "store")
+    cassandra_password: str = _opt("", "Cassandra password (never logged)", "store")
+
+    # -- archive -------------------------------------------------------------------------
+    archive_url: str = _opt("", "raw click archive, an fsspec URL (file://, hdfs://); "
+                            "empty: <work_dir>/archive (embedded) or the local HDFS (local)",
+                            "archive")
+
+    # -- compute -------------------------------------------------------------------------
+    dask_scheduler_address: str = _opt("", "Dask scheduler address; empty: a LocalCluster",
+                                       "compute")
+    dask_workers: int = _opt(2, "worker processes of the LocalCluster", "compute")
+    spark_master: str = _opt("local[2]", "Spark master URL", "compute")
+
+    def __post_init__(self) -> None:
+        if self.stack not in STACKS:
+            raise SettingsError(f"stack: {self.stack!r} is not one of {', '.join(STACKS)}")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise SettingsError(
+                    f"{f.name}: {getattr(self, f.name)!r} is not one of {', '.join(map(repr, choices))}"
+                )
+        for name in ("kafka_port", "kafka_controller_port", "cassandra_port", "cassandra_storage_port",
+                     "cassandra_jmx_port", "hdfs_port", "hdfs_http_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise SettingsError(f"{name}: {port} is not a TCP port")
+
+    # -- derived values (the stack chooses defaults) --------------------------------------
+    @property
+    def work_path(self) -> Path:
+        return Path(self.work_dir).expanduser().resolve()
+
+    @property
+    def services_home_path(self) -> Path:
+        if self.services_home:
+            return Path(self.services_home).expanduser().resolve()
+        return Path("~/.cache/clickstream/services").expanduser()
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Kafka bootstrap servers, or '' for the in-process source (embedded stack)."""
+        if self.kafka_bootstrap_servers:
+            return self.kafka_bootstrap_servers
+        if self.stack == "local":
+            return f"{self.bind_address}:{self.kafka_port}"
+        return ""
+
+    @property
+    def store_backend(self) -> str:
+        if self.store:
+            return self.store
+        return "cassandra" if self.stack == "local" else "embedded"
+
+    @property
+    def embedded_store_file(self) -> Path:
+        if self.embedded_store_path:
+            return Path(self.embedded_store_path).expanduser().resolve()
+        return self.work_path / "store.sqlite"
+
+    @property
+    def archive(self) -> str:
+        """The archive's fsspec URL, with no trailing slash."""
+        if self.archive_url:
+            return self.archive_url.rstrip("/")
+        if self.stack == "local":
+            return f"hdfs://{self.bind_address}:{self.hdfs_port}/clickstream/archive"
+        return (self.work_path / "archive").as_uri()
+
+    @property
+    def hdfs_url(self) -> str:
+        return f"hdfs://{self.bind_address}:{self.hdfs_port}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings as a dict, secrets masked: what may be logged."""
+        out = dataclasses.asdict(self)
+        if out.get("cassandra_password"):
+            out["cassandra_password"] = "***"
+        return out
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_sources(cls, flags: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from flags (None values are unset) over ``CLICKSTREAM_*`` env over defaults."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            env_name = env_var(f.name)
+            if env_name in environ:
+                values[f.name] = _parse(f.name, hints[f.name], environ[env_name], source=env_name)
+        for name, value in (flags or {}).items():
+            if value is None or name not in hints:
+                continue
+            values[name] = _parse(name, hints[name], value, source="--" + name.replace("_", "-"))
+        return cls(**values)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+        return cls.from_sources(vars(args), environ)
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _parse(name: str, hint: Any, raw: Any, source: str) -> Any:
+    if not isinstance(raw, str):
+        return tuple(raw) if isinstance(raw, list) else raw
+    try:
+        if hint is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint == tuple[str, ...]:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise SettingsError(f"{source}: {raw!r} is not a valid {getattr(hint, '__name__', hint)} "
+                            f"for setting {name}") from None
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, groups: Iterable[str]) -> None:
+    """Add one flag per setting in ``groups``; each flag's help names its env var.
+
+    Flags default to None so that an unset flag falls through to env and defaults.
+    """
+    hints = get_type_hints(Settings)
+    wanted = list(groups)
+    for group_name in wanted:
+        arg_group = parser.add_argument_group(f"{group_name} settings")
+        for f in fields(Settings):
+            if f.metadata.get("group") != group_name:
+                continue
+            default = f.default
+            shown = ",".join(default) if isinstance(default, tuple) else default
+            kwargs: dict[str, Any] = {
+                "default": None,
+                "dest": f.name,
+                "help": f"{f.metadata['help']} [env {env_var(f.name)}; default {shown!r}]",
+            }
+            if f.metadata.get("choices"):
+                kwargs["choices"] = [c for c in f.metadata["choices"]]
+            if hints[f.name] in (int, float):
+                kwargs["type"] = str  # parsed by Settings so env and flags share one error path
+            if f.name == "cassandra_password":
+                kwargs["help"] = f"{f.metadata['help']} [env {env_var(f.name)}]"
+            arg_group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
