@@ -1,0 +1,43 @@
+"""``clickstream services fetch|up|down|status``: the local Kafka, Cassandra and HDFS."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from clickstream import services
+from clickstream.cli.main import CliError
+from clickstream.settings import Settings, add_settings_arguments
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "services", help="fetch, start, check or stop local Kafka, Cassandra and HDFS",
+        description="Run Kafka (KRaft), Cassandra and HDFS as local JVM processes from their "
+                    "Maven Central jars, bound to loopback unless --bind-address says otherwise.")
+    parser.add_argument("action", choices=["fetch", "up", "down", "status"])
+    parser.add_argument("servers", nargs="*", choices=[[], *services.SERVER_NAMES],
+                        metavar="SERVER", help="kafka, cassandra and/or hdfs (default: all three)")
+    add_settings_arguments(parser, ["general", "services"])
+    return parser
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    names = args.servers or list(services.SERVER_NAMES)
+    try:
+        if args.action == "fetch":
+            services.fetch(settings, names)
+            for name in names:
+                print(f"fetch {name}: {services.lib_dir(settings, name)}")
+            return 0
+        if args.action == "down":
+            services.down(settings, names)
+            return 0
+        report = services.up(settings, names) if args.action == "up" else services.status(settings, names)
+    except services.ServiceError as exc:
+        raise CliError(str(exc)) from None
+    for st in report:
+        state = "healthy" if st.healthy else "DOWN"
+        pid = f"pid {st.pid}" if st.pid else "not started by us"
+        print(f"{st.name:<10} {st.address:<26} {state:<8} {pid:<18} {st.detail}")
+    return 0 if all(st.healthy for st in report) else 1
