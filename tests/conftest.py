@@ -82,3 +82,22 @@ def shared_data_dir() -> Path:
     if not SHARED_DATA_DIR.is_dir():
         pytest.skip(f"real clickstream samples not found at {SHARED_DATA_DIR} (../shared is absent)")
     return SHARED_DATA_DIR
+
+
+@pytest.fixture
+def isolated_cassandra_settings(services_running: Settings, unique_name: str) -> Iterator[Settings]:
+    """Settings on a fresh keyspace of its own (schema applied), dropped afterwards.
+
+    Use it where a test asserts the exact contents of tables that other tests also write.
+    """
+    from clickstream.store.cassandra import apply_schema, connect
+
+    keyspace = "t_" + "".join(ch if ch.isalnum() else "_" for ch in unique_name).lower()[-40:]
+    settings = services_running.replace(cassandra_keyspace=keyspace, store="cassandra")
+    apply_schema(settings)
+    yield settings
+    cluster, session = connect(settings)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
