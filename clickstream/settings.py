@@ -103,6 +103,20 @@ class Settings:
     dask_workers: int = _opt(2, "worker processes of the LocalCluster", "compute")
     spark_master: str = _opt("local[2]", "Spark master URL", "compute")
 
+    # -- dashboard -----------------------------------------------------------------------
+    dashboard_address: str = _opt("127.0.0.1", "address the Bokeh dashboard listens on", "dashboard")
+    dashboard_port: int = _opt(5006, "port of the Bokeh dashboard (0: any free port)", "dashboard")
+    dashboard_allow_websocket_origin: tuple[str, ...] = _opt(
+        (), "extra host[:port] origins allowed to open the dashboard's websocket (comma-separated); "
+        "the listening address is always allowed", "dashboard")
+    dashboard_poll_ms: int = _opt(250, "how often the dashboard's shared poller reads the store",
+                                  "dashboard")
+    dashboard_pipeline: str = _opt("", "pipeline name whose pipeline_metrics the dashboard shows "
+                                   "(default: the consumer group)", "dashboard")
+    dashboard_pagerank_variants: tuple[str, ...] = _opt(
+        ("unweighted", "weighted"), "PageRank variants the dashboard lists (comma-separated)",
+        "dashboard")
+
     def __post_init__(self) -> None:
         if self.stack not in STACKS:
             raise SettingsError(f"stack: {self.stack!r} is not one of {', '.join(STACKS)}")
@@ -117,6 +131,10 @@ class Settings:
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise SettingsError(f"{name}: {port} is not a TCP port")
+        if not 0 <= self.dashboard_port < 65536:
+            raise SettingsError(f"dashboard_port: {self.dashboard_port} is not a TCP port (or 0)")
+        if self.dashboard_poll_ms <= 0:
+            raise SettingsError(f"dashboard_poll_ms: {self.dashboard_poll_ms} must be positive")
 
     # -- derived values (the stack chooses defaults) --------------------------------------
     @property

@@ -19,9 +19,14 @@ What is stored (every stored number is exact; writes are absolute values, idempo
 - ``window_topn``: the top ``TOP_N`` keys of every window of every size and metric.
 - ``trending``: top ``TOP_N`` destinations by lift over an EWMA baseline, per
   ``TRENDING_WINDOW_MS`` window.
+
+The ``day`` partition column is ``day_of(ms)`` ("YYYY-MM-DD", UTC): of the window start
+(event time) in ``window_totals``, of ``ts_ms`` in ``pipeline_metrics``.
 """
 
 from __future__ import annotations
+
+import datetime as _dt
 
 METRIC_DESTINATION = "destination"
 METRIC_SOURCE = "source"
@@ -47,3 +52,8 @@ def sliding_starts_ms(ts_ms: int, window_ms: int = SLIDING_WINDOW_MS,
     """Starts of every sliding window ``[s, s + window_ms)`` (s a multiple of step) holding ts."""
     last = ts_ms - ts_ms % step_ms
     return range(last - window_ms + step_ms, last + 1, step_ms)
+
+
+def day_of(ts_ms: int) -> str:
+    """The ``day`` partition value ("YYYY-MM-DD", UTC) of a time in epoch milliseconds."""
+    return _dt.datetime.fromtimestamp(ts_ms / 1000, tz=_dt.UTC).strftime("%Y-%m-%d")
