@@ -103,6 +103,13 @@ class Settings:
     dask_workers: int = _opt(2, "worker processes of the LocalCluster", "compute")
     spark_master: str = _opt("local[2]", "Spark master URL", "compute")
 
+    # -- stream (pipeline) ---------------------------------------------------------------
+    allowed_lateness_ms: int = _opt(5_000, "event-time lateness allowed before a window is final "
+                                    "(watermark = max event time seen - this)", "stream")
+    stream_batch_records: int = _opt(50_000, "records read per partition per pipeline cycle", "stream")
+    stream_poll_interval_s: float = _opt(0.5, "seconds the pipeline waits for new records when idle",
+                                         "stream")
+
     # -- dashboard -----------------------------------------------------------------------
     dashboard_address: str = _opt("127.0.0.1", "address the Bokeh dashboard listens on", "dashboard")
     dashboard_port: int = _opt(5006, "port of the Bokeh dashboard (0: any free port)", "dashboard")

@@ -14,6 +14,8 @@ Streaming tables (written by ``pipeline``):
 - ``window_totals``: total clicks and late clicks per window, newest first per day.
 - ``trending``: top destinations by lift over their EWMA baseline, per window.
 - ``pipeline_metrics``: throughput, lag, latency, late and dead-letter counts.
+- ``pipeline_state``: per pipeline (consumer group) and topic, the event time up to which
+  every window is final and written (a restart counts older clicks as late).
 
 Batch tables (written by ``spark_jobs``):
 
@@ -87,6 +89,8 @@ TRENDING = _table("trending", "window_ms:bigint window_start_ms:bigint", "rank:i
 PIPELINE_METRICS = _table("pipeline_metrics", "pipeline:text day:text", "ts_ms:bigint",
                           "clicks_in:bigint clicks_per_s:double lag_ms:bigint latency_ms:bigint "
                           "late_clicks:bigint dead_letters:bigint watermark_ms:bigint", desc=True)
+PIPELINE_STATE = _table("pipeline_state", "pipeline:text", "topic:text",
+                        "finalized_ms:bigint updated_ms:bigint")
 
 TOP_DESTINATIONS = _table("top_destinations", "source:text", "rank:int",
                           "destination:text clicks:bigint")
@@ -105,7 +109,7 @@ RECONCILE_DIFFS = _table("reconcile_diffs", "run_id:text",
                          "streamed:bigint recounted:bigint")
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS,
+    WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS, PIPELINE_STATE,
     TOP_DESTINATIONS, TOP_SOURCES, TOP_ARTICLES, ROLLUPS, LINK_TYPE_SHARE, PAGERANK_RUNS,
     PAGERANK_TOP, RECONCILE_DIFFS,
 )}
