@@ -1,0 +1,264 @@
+"""The process-wide store poller: one thread per server process reads the store each tick.
+
+Browser sessions never query the store on a timer; they read ``StorePoller.snapshot``
+(an immutable ``Snapshot`` replaced whole each tick) and push the difference to their
+browser. A failed read marks the snapshot unavailable, closes the store and reopens it
+with exponential backoff (``BACKOFF_S``), so the page recovers by itself. User-driven
+look-ups (a PageRank date, an explorer article) go through ``lookup``: a small worker
+pool with a short-lived cache shared by every session, so they never block the server's
+event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickstream import windows
+from clickstream.settings import Settings
+from clickstream.store import Store, StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+CLICKS_WINDOW_MS = 1_000
+CLICKS_SPAN_WINDOWS = 300  # five minutes of 1 s windows
+MIX_WINDOW_MS = 10_000
+MIX_SPAN_WINDOWS = 30  # five minutes of 10 s windows
+HEALTH_ROWS = 120
+BATCH_EVERY_TICKS = 8
+BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+LOOKUP_TTL_S = 5.0
+DAY_MS = 86_400_000
+
+StoreFactory = Callable[[Settings], Store]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store held at one tick. ``status``: connecting | unavailable | empty | ok."""
+
+    version: int = 0
+    status: str = "connecting"
+    message: str = "Connecting to the store…"
+    watermark_ms: int | None = None
+    clicks: list[dict[str, Any]] = field(default_factory=list)  # window_totals, newest first
+    trending_start_ms: int | None = None
+    trending: list[dict[str, Any]] = field(default_factory=list)
+    referrers: dict[int, dict[str, int]] = field(default_factory=dict)
+    health: list[dict[str, Any]] = field(default_factory=list)  # pipeline_metrics, newest first
+    top_articles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pagerank_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pagerank_top: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def live_empty(self) -> bool:
+        return not self.clicks and not self.health
+
+    @property
+    def batch_empty(self) -> bool:
+        return not any(self.top_articles.values()) and not any(self.pagerank_runs.values())
+
+
+def default_store_factory(settings: Settings) -> Store:
+    """Open the configured store read-only in spirit: never create a missing SQLite file."""
+    if settings.store_backend == "embedded" and not settings.embedded_store_file.exists():
+        raise StoreError(f"embedded store file {settings.embedded_store_file} does not exist "
+                         "(has the pipeline run?)")
+    return open_store(settings)
+
+
+class StorePoller:
+    """Reads the live and batch tables every ``settings.dashboard_poll_ms`` on one thread.
+
+    ``start`` returns at once; ``stop`` joins the thread and closes the store (idempotent).
+    ``queries`` counts every store call the poller made, ``ticks`` the completed ticks.
+    """
+
+    def __init__(self, settings: Settings, store_factory: StoreFactory = default_store_factory,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+        self.settings = settings
+        self.pipeline = settings.dashboard_pipeline or settings.consumer_group
+        self._factory = store_factory
+        self._clock_ms = clock_ms
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clickstream-dashboard-lookup")
+        self._cache: dict[tuple[Any, ...], tuple[float, Future[Any]]] = {}
+        self._cache_lock = threading.Lock()
+        self.snapshot = Snapshot()
+        self.queries = 0
+        self.ticks = 0
+        self._mix_cache: dict[int, dict[str, int]] = {}
+        self._last_metrics_day: str | None = None
+        self._batch: dict[str, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> StorePoller:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="clickstream-dashboard-poller",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._close_store()
+
+    def _close_store(self) -> None:
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as exc:  # the connection is being dropped anyway
+                log.debug("closing the store: %s", exc)
+
+    def _run(self) -> None:
+        period_s = self.settings.dashboard_poll_ms / 1000
+        failures = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._publish(self._poll())
+                failures = 0
+                wait_s = period_s
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+                if failures == 0:
+                    log.warning("dashboard: store unavailable: %s", message)
+                self._close_store()
+                self._publish(Snapshot(status="unavailable",
+                                       message=f"The store is unavailable: {message}. Retrying…"))
+                wait_s = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                failures += 1
+            self.ticks += 1
+            self._stop.wait(max(0.0, wait_s - (time.monotonic() - started)))
+
+    def _publish(self, snap: Snapshot) -> None:
+        self.snapshot = Snapshot(**{**snap.__dict__, "version": self.snapshot.version + 1})
+
+    # -- store access --------------------------------------------------------------------
+    def _get_store(self) -> Store:
+        with self._store_lock:
+            if self._store is None:
+                self._store = self._factory(self.settings)
+            return self._store
+
+    def _select(self, table: str, partition: Mapping[str, Any], **kw: Any) -> list[dict[str, Any]]:
+        self.queries += 1
+        return self._get_store().select(table, partition, **kw)
+
+    # -- one tick ------------------------------------------------------------------------
+    def _poll(self) -> Snapshot:
+        store = self._get_store()
+        self.queries += 1
+        store.ping()
+        health = self._read_health()
+        watermark = int(health[0]["watermark_ms"]) if health else None
+        clicks: list[dict[str, Any]] = []
+        trending_start, trending = None, []
+        if watermark is not None:
+            clicks = self._read_clicks(watermark)
+        if clicks:
+            newest = int(clicks[0]["window_start_ms"])
+            trending_start, trending = self._read_trending(newest)
+            self._read_mix(newest)
+        if self.ticks % BATCH_EVERY_TICKS == 0 or not self._batch:
+            self._batch = self._read_batch()
+        snap = Snapshot(status="ok", message="", watermark_ms=watermark, clicks=clicks,
+                        trending_start_ms=trending_start, trending=trending,
+                        referrers=dict(self._mix_cache), health=health, **self._batch)
+        if snap.live_empty and snap.batch_empty:
+            return Snapshot(**{**snap.__dict__, "status": "empty",
+                               "message": "The store is reachable but holds no data yet."})
+        return snap
+
+    def _read_health(self) -> list[dict[str, Any]]:
+        now = self._clock_ms()
+        days = [windows.day_of(now), windows.day_of(now - DAY_MS)]
+        if self._last_metrics_day and self._last_metrics_day not in days:
+            days.insert(0, self._last_metrics_day)
+        for day in days:
+            rows = self._select("pipeline_metrics", {"pipeline": self.pipeline, "day": day},
+                                limit=HEALTH_ROWS)
+            if rows:
+                self._last_metrics_day = day
+                return rows
+        return []
+
+    def _read_clicks(self, watermark_ms: int) -> list[dict[str, Any]]:
+        day = windows.day_of(watermark_ms)
+        rows = self._select("window_totals", {"window_ms": CLICKS_WINDOW_MS, "day": day},
+                            limit=CLICKS_SPAN_WINDOWS)
+        span_start = watermark_ms - CLICKS_SPAN_WINDOWS * CLICKS_WINDOW_MS
+        if len(rows) < CLICKS_SPAN_WINDOWS and windows.day_of(span_start) != day:
+            rows += self._select("window_totals", {"window_ms": CLICKS_WINDOW_MS,
+                                                   "day": windows.day_of(span_start)},
+                                 limit=CLICKS_SPAN_WINDOWS - len(rows))
+        return rows
+
+    def _read_trending(self, newest_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
+        start = windows.window_start_ms(newest_ms, windows.TRENDING_WINDOW_MS)
+        for s in (start, start - windows.TRENDING_WINDOW_MS):
+            rows = self._select("trending", {"window_ms": windows.TRENDING_WINDOW_MS,
+                                             "window_start_ms": s})
+            if rows:
+                return s, rows
+        return None, []
+
+    def _read_mix(self, newest_ms: int) -> None:
+        """Referrer mix per 10 s window: the two newest re-read each tick, older ones cached."""
+        newest = windows.window_start_ms(newest_ms, MIX_WINDOW_MS)
+        starts = [newest - i * MIX_WINDOW_MS for i in range(MIX_SPAN_WINDOWS)]
+        keep = set(starts)
+        for s in [s for s in self._mix_cache if s not in keep]:
+            del self._mix_cache[s]
+        for i, s in enumerate(starts):
+            if i >= 2 and s in self._mix_cache:
+                continue
+            rows = self._select("window_topn", {"metric": windows.METRIC_REFERRER,
+                                                "window_ms": MIX_WINDOW_MS, "window_start_ms": s})
+            if rows:
+                self._mix_cache[s] = {str(r["key"]): int(r["clicks"]) for r in rows}
+            elif i >= 2:
+                self._mix_cache.pop(s, None)
+
+    def _read_batch(self) -> dict[str, Any]:
+        top_articles = {kind: self._select("top_articles", {"kind": kind}, limit=100)
+                        for kind in (windows.METRIC_SOURCE, windows.METRIC_DESTINATION)}
+        runs: dict[str, list[dict[str, Any]]] = {}
+        tops: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for variant in self.settings.dashboard_pagerank_variants:
+            runs[variant] = self._select("pagerank_runs", {"variant": variant}, limit=100)
+            if runs[variant]:
+                newest = str(runs[variant][0]["run_date"])
+                tops[(variant, newest)] = self._select(
+                    "pagerank_top", {"run_date": newest, "variant": variant}, limit=100)
+        return {"top_articles": top_articles, "pagerank_runs": runs, "pagerank_top": tops}
+
+    # -- user-driven look-ups --------------------------------------------------------------
+    def lookup(self, table: str, partition: Mapping[str, Any], **kw: Any) -> Future[list[dict[str, Any]]]:
+        """One partition read on the worker pool; equal reads within LOOKUP_TTL_S share a result."""
+        key = (table, tuple(sorted(partition.items())), tuple(sorted(kw.items())))
+        now = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit and now - hit[0] < LOOKUP_TTL_S and not (hit[1].done() and hit[1].exception()):
+                return hit[1]
+            future = self._pool.submit(self._select, table, partition, **kw)
+            self._cache[key] = (now, future)
+            if len(self._cache) > 512:
+                for k, (t, _) in list(self._cache.items()):
+                    if now - t >= LOOKUP_TTL_S:
+                        del self._cache[k]
+        return future
