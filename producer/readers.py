@@ -21,12 +21,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
 from clickstream.events import LINK_TYPES
+
+log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "2015", "2017", "csv")
 HEADER_2015 = "prev_id\tcurr_id\tn\tprev_title\tcurr_title\ttype"
@@ -58,6 +61,7 @@ class ReadReport:
         self.malformed += 1
         if len(self.samples) < self.max_samples:
             self.samples.append((path, line, reason))
+            log.warning("%s:%d: malformed line skipped: %s", path, line, reason)
 
 
 def open_dump(path: str | Path) -> IO[bytes]:

@@ -1,0 +1,122 @@
+"""``clickstream produce``: replay a clickstream dump (or a synthetic month) as click events.
+
+Reads ``--dump FILE`` (2015 or 2017+ layout, plain or .gz, or the CSV derivative) or
+generates ``--synthetic-rows N`` rows, expands rows into clicks in event-time order
+(``producer.expand``) and sends them to Kafka (``--stack local`` or
+``--kafka-bootstrap-servers``), or, with no Kafka configured, to an in-process topic
+(a dry run that reports what would be sent). ``--generate-only OUT`` writes a synthetic
+dump file and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from clickstream.cli.main import CliError
+from clickstream.memory_topic import MemoryTopic
+from clickstream.settings import Settings, add_settings_arguments
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "produce", help="replay a clickstream dump (or a synthetic month) into Kafka",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = parser.add_argument_group("input")
+    src.add_argument("--dump", type=Path, help="dump file (.tsv or .tsv.gz; 2015 or 2017+ layout)")
+    src.add_argument("--layout", default="auto", choices=("auto", "2015", "2017", "csv"),
+                     help="dump layout (default: detected from the first line)")
+    src.add_argument("--strict", action="store_true", help="stop at the first malformed line")
+    src.add_argument("--synthetic-rows", type=int, help="generate this many synthetic dump rows instead")
+    src.add_argument("--synthetic-layout", default="2017", choices=("2015", "2017"),
+                     help="layout of generated dumps (default 2017)")
+    src.add_argument("--head-share", type=float, default=0.6,
+                     help="share of all clicks on the synthetic head pair other-empty -> Main_Page")
+    src.add_argument("--gzip", action="store_true", help="gzip the file written by --generate-only")
+    src.add_argument("--generate-only", type=Path, metavar="OUT",
+                     help="write a synthetic dump (--synthetic-rows) to OUT and exit")
+    ex = parser.add_argument_group("expansion")
+    ex.add_argument("--month", help="YYYY-MM the clicks are spread over (default: from the dump's "
+                                    "file name, else 2015-02)")
+    ex.add_argument("--seed", type=int, default=0, help="random seed (same seed, same clicks)")
+    ex.add_argument("--jitter-ms", type=int, default=0, help="bounded out-of-order delay of events")
+    ex.add_argument("--fraction", type=float, default=1.0, help="keep each click with this probability")
+    ex.add_argument("--limit", type=int, help="stop after this many clicks (the earliest ones)")
+    ex.add_argument("--span-s", type=float, help="squeeze the month into this many seconds of event time")
+    ex.add_argument("--spike", metavar="AT_S:DURATION_S:CLICKS[:TITLE,...]",
+                    help="extra clicks on a few titles (picked from the dump if none given) in a "
+                         "short window, seconds from the span's start")
+    out = parser.add_argument_group("sending")
+    out.add_argument("--rate", type=float, dest="rate_per_s", help="clicks per second (wall time)")
+    out.add_argument("--speedup", type=float, help="event time / wall time (e.g. 60: a minute per second)")
+    out.add_argument("--clicks-per-record", type=int, default=1,
+                     help="clicks of one destination per Kafka record (default 1)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar or progress log lines")
+    add_settings_arguments(parser, ["general", "kafka"])
+    return parser
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from producer.expand import Spike, expand_clicks, month_from_filename
+    from producer.readers import DumpFormatError, ReadReport, read_dump
+    from producer.sender import send_to_kafka, send_to_memory
+    from producer.synthetic import generate_dump, generate_rows
+
+    if settings.log_level != "DEBUG":
+        logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection
+    if args.generate_only is not None:
+        if not args.synthetic_rows:
+            raise CliError("--generate-only needs --synthetic-rows N")
+        path = generate_dump(args.generate_only, args.synthetic_rows, seed=args.seed,
+                             layout=args.synthetic_layout, gzip=args.gzip, head_share=args.head_share)
+        print(f"produce: wrote {args.synthetic_rows:,} synthetic rows ({args.synthetic_layout} layout) "
+              f"to {path}")
+        return 0
+    if (args.dump is None) == (args.synthetic_rows is None):
+        raise CliError("give exactly one of --dump FILE or --synthetic-rows N")
+    report = ReadReport()
+    if args.dump is not None:
+        if not args.dump.is_file():
+            raise CliError(f"--dump {args.dump}: no such file")
+        rows = read_dump(args.dump, layout=args.layout, strict=args.strict, report=report)
+        month = args.month or month_from_filename(args.dump) or "2015-02"
+    else:
+        rows = generate_rows(args.synthetic_rows, seed=args.seed, layout=args.synthetic_layout,
+                             head_share=args.head_share)
+        month = args.month or "2015-02"
+    try:
+        spike = Spike.parse(args.spike) if args.spike else None
+        clicks = expand_clicks(rows, month=month, seed=args.seed, jitter_ms=args.jitter_ms,
+                               fraction=args.fraction, limit=args.limit, span_s=args.span_s,
+                               spike=spike, spool_dir=None)
+        progress: bool | str = False if args.no_progress else "auto"
+        if settings.kafka_bootstrap:
+            summary = send_to_kafka(clicks, settings, rate_per_s=args.rate_per_s, speedup=args.speedup,
+                                    clicks_per_record=args.clicks_per_record, progress=progress,
+                                    total=args.limit)
+            where = f"Kafka topic {settings.topic} at {settings.kafka_bootstrap}"
+        else:
+            topic = MemoryTopic(settings.topic, settings.topic_partitions)
+            summary = send_to_memory(clicks, topic, clicks_per_record=args.clicks_per_record,
+                                     rate_per_s=args.rate_per_s, speedup=args.speedup,
+                                     progress=progress, total=args.limit)
+            where = ("an in-process topic (no Kafka configured: use --stack local or "
+                     "--kafka-bootstrap-servers; the pipeline's embedded run replays in-process)")
+    except DumpFormatError as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.dump is not None:
+        print(f"produce: read {report.rows:,} rows of {args.dump} ({report.layout} layout), "
+              f"{report.malformed:,} malformed lines skipped")
+        for name, line, reason in report.samples:
+            print(f"  {name}:{line}: {reason}")
+    print(f"produce: month {month}; {summary.line()} to {where}")
+    for error in summary.errors:
+        print(f"  {error}")
+    return 1 if summary.failed_clicks else 0
+
