@@ -1,0 +1,9 @@
+"""Operators: pure functions over batches (decode, window partials, window merging)."""
+
+from __future__ import annotations
+
+from pipeline.operators.aggregate import BUILTIN_AGGREGATES, Aggregate
+from pipeline.operators.decode import decode_batch
+from pipeline.operators.windows import WindowRows, WindowState, top_n
+
+__all__ = ["BUILTIN_AGGREGATES", "Aggregate", "WindowRows", "WindowState", "decode_batch", "top_n"]

@@ -1,0 +1,51 @@
+"""The narrow seam between the pipeline and a log of records.
+
+A source has fixed partitions and reads an offset range of one partition as a batch of
+raw records. Everything else (decoding, windows, sinks) sees only ``RawRecord`` lists,
+so another client (say confluent-kafka) is one more module here.
+
+- ``fetch(partition, start, end)`` blocks until it returns records ``[start, end)``.
+- ``fetcher()`` is a picklable callable with the same signature that Dask workers call
+  themselves (so raw records never pass through the scheduler), or None when the log
+  lives in the driver's memory (then the driver fetches and ships the batch).
+- ``committed()`` is where a restart resumes: the group's committed next offsets, or the
+  start of each partition when nothing was committed.
+- ``commit(offsets)`` records the next offsets to read (called only after every sink
+  flushed what the offsets cover).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+
+class RawRecord(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int  # append (or create) time on the log, wall clock
+
+
+Fetcher = Callable[[int, int, int], list[RawRecord]]
+
+
+class BatchSource(Protocol):
+    topic: str
+    partitions: tuple[int, ...]
+
+    def end_offsets(self) -> dict[int, int]: ...
+
+    def committed(self) -> dict[int, int]: ...
+
+    def commit(self, offsets: dict[int, int]) -> None: ...
+
+    def fetch(self, partition: int, start_offset: int, end_offset: int) -> list[RawRecord]: ...
+
+    def fetcher(self) -> Fetcher | None: ...
+
+    def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool: ...
+
+    def exhausted(self, offsets: dict[int, int]) -> bool: ...
+
+    def close(self) -> None: ...

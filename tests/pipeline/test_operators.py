@@ -1,0 +1,117 @@
+"""Operators as pure functions: decode, window partials, merging, top-N, sliding, trending."""
+
+from __future__ import annotations
+
+from clickstream.events import Click, encode_batch, encode_click
+from pipeline.operators.aggregate import BUILTIN_AGGREGATES
+from pipeline.operators.decode import decode_batch
+from pipeline.operators.windows import SlidingCounts, Trending, WindowState, top_n
+from pipeline.sources.base import RawRecord
+from pipeline.worker import BatchTask, process_batch
+from tests.pipeline.conftest import read_archive, recount
+
+T0 = 1_422_748_800_000  # 2015-02-01T00:00:00Z
+
+
+def _rec(offset: int, value: bytes | None) -> RawRecord:
+    return RawRecord(offset, b"k", value, 0)
+
+
+def _clicks() -> list[Click]:
+    out = []
+    for i in range(400):
+        ts = T0 + (i * 977) % 700_000
+        out.append(Click(i, ts, ["other-search", "A", "B", "other-empty"][i % 4],
+                         ["X", "Y", "Z", "W", "V"][(i * 7) % 5], ["link", "external"][i % 2]))
+    return out
+
+
+def test_decode_batch_sends_bad_records_aside_with_reasons() -> None:
+    good = Click(1, T0, "a", "b", "link")
+    batch = encode_batch([Click(2, T0, "a", "c", "link"), Click(3, T0 + 5, "d", "c", "other")])
+    records = [_rec(0, encode_click(good)), _rec(1, b"{nope"), _rec(2, batch), _rec(3, None),
+               _rec(4, b'{"id": 1, "ts": 5, "prev": "a", "curr": "b", "type": "link"}')]
+    clicks, dead = decode_batch(records)
+    assert [c.click_id for c in clicks] == [1, 2, 3]
+    assert [r.offset for r, _ in dead] == [1, 3, 4]
+    assert dead[0][1].startswith("not JSON")
+    assert "null" in dead[1][1]
+    assert dead[2][1].startswith("ts:")
+
+
+def test_top_n_ties_by_key_ascending() -> None:
+    counts = {"b": 3, "a": 3, "c": 5, "d": 1}
+    assert top_n(counts, 3) == [("c", 5), ("a", 3), ("b", 3)]
+
+
+def test_sliding_counts_sum_the_buckets_of_each_window() -> None:
+    sliding = SlidingCounts(window_ms=30, step_ms=10)
+    sliding.add_bucket(100, {"a": 1})
+    sliding.add_bucket(110, {"a": 2, "b": 1})
+    sliding.add_bucket(150, {"b": 4})
+    got = sliding.finalize(10_000)
+    assert got == [(80, {"a": 1}), (90, {"a": 3, "b": 1}), (100, {"a": 3, "b": 1}),
+                   (110, {"a": 2, "b": 1}), (130, {"b": 4}), (140, {"b": 4}), (150, {"b": 4})]
+
+
+def test_trending_lift_over_ewma_baseline() -> None:
+    trending = Trending(window_ms=10, alpha=0.5)
+    first = trending.step(0, {"a": 4, "b": 1})
+    assert first[0] == ("a", 4, 0.0, 5.0)
+    # after window 0: baseline a = 2, b = 0.5; one empty window (10) decays them by half
+    second = trending.step(20, {"a": 2, "b": 3})
+    assert second == [("b", 3, 0.25, 4 / 1.25), ("a", 2, 1.0, 1.5)]
+
+
+def _process(clicks: list[Click], tmp_path, finalized_ms: int = 0, start: int = 0):
+    records = tuple(RawRecord(start + i, c.curr.encode(), encode_click(c), 0) for i, c in enumerate(clicks))
+    task = BatchTask("t", 0, start, start + len(records), finalized_ms, (tmp_path / "arch").as_uri(),
+                     BUILTIN_AGGREGATES, None, records)
+    part = process_batch(task)
+    assert part.error is None
+    return part
+
+
+def _rows_as_tables(rows) -> dict[str, set]:
+    from clickstream.windows import day_of
+    return {
+        "window_totals": {(w, day_of(s), s, c, lt) for w, s, c, lt in rows.totals},
+        "window_topn": set(rows.topn),
+        "window_counts": set(rows.counts),
+        "key_series": {(m, w, k, s, c) for m, w, s, k, c in rows.counts},
+    }
+
+
+def test_batches_merged_in_any_split_equal_the_recount(tmp_path) -> None:
+    clicks = _clicks()
+    state = WindowState()
+    rows = None
+    for lo, hi in ((0, 150), (150, 151), (151, 400)):
+        part = _process(clicks[lo:hi], tmp_path, start=lo)
+        state.add_counts(part.counts)
+    rows = state.finalize_all()
+    assert _rows_as_tables(rows) == recount(clicks)
+    archived = read_archive((tmp_path / "arch").as_uri())
+    assert sorted(archived["click_id"]) == list(range(400))
+    assert not archived["late"].any()
+
+
+def test_late_clicks_are_counted_late_and_final_windows_keep_their_clicks(tmp_path) -> None:
+    on_time = [Click(i, T0 + i * 100, "other-search", "X", "link") for i in range(50)]
+    state = WindowState()
+    state.add_counts(_process(on_time, tmp_path).counts)
+    first = state.finalize(T0 + 2_000)
+    assert (1_000, T0, 10, 0) in first.totals
+    late = [Click(100, T0 + 50, "A", "Y", "link"), Click(101, T0 + 4_000, "A", "Y", "link")]
+    part = _process(late, tmp_path, finalized_ms=state.finalized_ms, start=50)
+    assert part.late_clicks == 1
+    state.add_counts(part.counts)
+    state.add_late(part.late)
+    rewrites = state.take_late_rewrites({})
+    assert rewrites == [(1_000, T0, 10, 1)]
+    rest = state.finalize_all()
+    totals = {(w, s): (c, lt) for w, s, c, lt in [*first.totals, *rest.totals]}
+    assert totals[(10_000, T0)] == (51, 1)  # 50 on time earlier + click 101; click 100 late
+    assert totals[(60_000, T0)] == (51, 1)
+    archived = read_archive((tmp_path / "arch").as_uri()).set_index("click_id")
+    assert bool(archived.loc[100, "late"]) and not bool(archived.loc[101, "late"])
