@@ -116,7 +116,13 @@ def start_dashboard(settings: Settings, store_factory: StoreFactory = default_st
             ready.set()
             return
         box["server"], box["loop"] = server, loop
-        ready.set()
+
+        def loaded() -> None:  # queued after the app's load hook, which starts the poller
+            context = server._tornado.applications[APP_PATH].server_context
+            box["poller"] = getattr(context, ATTR).poller
+            ready.set()
+
+        loop.add_callback(loaded)
         loop.start()
         loop.close(all_fds=True)
 
@@ -127,6 +133,5 @@ def start_dashboard(settings: Settings, store_factory: StoreFactory = default_st
     if "error" in box:
         raise box["error"]
     server = box["server"]
-    context = server._tornado.application_context(APP_PATH)
     return DashboardHandle(url=url_of(server), port=server.port, _server=server, _loop=box["loop"],
-                           _thread=thread, poller=getattr(context.server_context, ATTR).poller)
+                           _thread=thread, poller=box["poller"])
