@@ -55,6 +55,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     out.add_argument("--speedup", type=float, help="event time / wall time (e.g. 60: a minute per second)")
     out.add_argument("--clicks-per-record", type=int, default=1,
                      help="clicks of one destination per Kafka record (default 1)")
+    out.add_argument("--batch-wait-ms", type=int, default=1000,
+                     help="event time a batch record may stay open (default 1000)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar or progress log lines")
     add_settings_arguments(parser, ["general", "kafka"])
     return parser
@@ -97,13 +99,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if settings.kafka_bootstrap:
             summary = send_to_kafka(clicks, settings, rate_per_s=args.rate_per_s, speedup=args.speedup,
                                     clicks_per_record=args.clicks_per_record, progress=progress,
-                                    total=args.limit)
+                                    total=args.limit, batch_wait_ms=args.batch_wait_ms)
             where = f"Kafka topic {settings.topic} at {settings.kafka_bootstrap}"
         else:
             topic = MemoryTopic(settings.topic, settings.topic_partitions)
             summary = send_to_memory(clicks, topic, clicks_per_record=args.clicks_per_record,
                                      rate_per_s=args.rate_per_s, speedup=args.speedup,
-                                     progress=progress, total=args.limit)
+                                     progress=progress, total=args.limit,
+                                     batch_wait_ms=args.batch_wait_ms)
             where = ("an in-process topic (no Kafka configured: use --stack local or "
                      "--kafka-bootstrap-servers; the pipeline's embedded run replays in-process)")
     except DumpFormatError as exc:
