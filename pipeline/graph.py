@@ -154,6 +154,7 @@ class Pipeline:
             self._owned.insert(0, client)
         self.client = client
         self._stop = threading.Event()
+        self.consumed: dict[int, int] = {}  # next offset to read per partition (progress)
         self._cycle = _Cycle()
         self.stream = Stream(asynchronous=False)
         (self.stream.scatter().map(process_batch)
@@ -266,6 +267,7 @@ class Pipeline:
             if safe != committed:
                 self.source.commit(safe)
                 committed = safe
+            self.consumed = dict(next_offsets)
             idle_since = time.monotonic()
         # clean stop: every open window final and written, then commit all consumed offsets
         rows = state.finalize_all()

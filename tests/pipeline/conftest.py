@@ -80,6 +80,16 @@ def recount(clicks: Sequence[Click], late_ids: Iterable[int] = ()) -> dict[str, 
     return out
 
 
+def assert_tables_equal(got: dict[str, set], want: dict[str, set], tables: Sequence[str] = COMPARED
+                        ) -> None:
+    """Every table's rows equal; on failure, show a few rows missing and extra, sorted."""
+    for name in tables:
+        extra, missing = got[name] - want[name], want[name] - got[name]
+        assert not extra and not missing, (
+            f"{name}: {len(extra)} extra rows, e.g. {sorted(extra)[:5]}; "
+            f"{len(missing)} missing rows, e.g. {sorted(missing)[:5]}")
+
+
 def dump_cassandra(settings: Settings, tables: Sequence[str] = COMPARED) -> dict[str, set[tuple[Any, ...]]]:
     from clickstream.store.cassandra import connect
     from clickstream.store.tables import TABLES

@@ -1,0 +1,234 @@
+"""The pipeline on the real servers: exact windows, archive, dead letters, late clicks, restart.
+
+One full 1,000,000-click run (Kafka -> Cassandra + HDFS), the same records through the
+in-process topic into the embedded store and a file:// archive, and smaller runs for
+late clicks and restart. Every expectation comes from ``conftest.recount``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from clickstream.events import Click
+from clickstream.memory_topic import MemoryTopic, partition_for
+from clickstream.settings import Settings
+from pipeline import Pipeline
+from pipeline.sinks.dead_letter import read_dead_letter_file
+from producer.expand import expand_clicks
+from producer.sender import ensure_topic, records
+from producer.synthetic import generate_rows
+from tests.pipeline.conftest import (
+    COMPARED,
+    assert_tables_equal,
+    dump_cassandra,
+    dump_sqlite,
+    read_archive,
+    recount,
+)
+
+pytestmark = pytest.mark.integration
+
+N_CLICKS = 1_000_000
+N_BAD = 1_000
+BAD_VALUES = (b"{not json", b"[1, 2, 3]", b'{"id": 1, "ts": 1422748800000, "prev": "a"}',
+              b'{"id": -5, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "link"}',
+              b'{"id": 7, "ts": 12, "prev": "a", "curr": "b", "type": "link"}',
+              b'{"id": 8, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "portal"}',
+              b'{"clicks": []}', b"\xff\xfe")
+
+
+def make_clicks(rows: int, seed: int, limit: int, span_s: float) -> list[Click]:
+    return list(expand_clicks(generate_rows(rows, seed=seed, head_share=0.1), seed=seed,
+                              span_s=span_s, jitter_ms=200, limit=limit))
+
+
+def with_bad_records(clicks: list[Click], every: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) records: one per click, a malformed one after every ``every`` clicks."""
+    out = []
+    bad = 0
+    for i, (key, value, _n, _ts) in enumerate(records(clicks)):
+        out.append((key, value))
+        if i % every == every - 1 and bad < N_BAD:
+            out.append((f"bad-{bad}".encode(), BAD_VALUES[bad % len(BAD_VALUES)]))
+            bad += 1
+    return out
+
+
+def produce(settings: Settings, topic: str, recs: list[tuple[bytes, bytes]]) -> None:
+    ensure_topic(settings, topic, 4)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+                             batch_size=1 << 20, compression_type="lz4", enable_idempotence=True)
+    for key, value in recs:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def dead_letters(settings: Settings, topic: str, expected: int) -> list:
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5_000)
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < expected and time.monotonic() < deadline:
+        got += list(consumer)
+    consumer.close()
+    return got
+
+
+@pytest.fixture(scope="module")
+def million() -> tuple[list[Click], list[tuple[bytes, bytes]]]:
+    clicks = make_clicks(6_000, seed=5, limit=N_CLICKS, span_s=300)
+    assert len(clicks) == N_CLICKS
+    return clicks, with_bad_records(clicks, N_CLICKS // N_BAD)
+
+
+@pytest.fixture(scope="module")
+def million_expected(million) -> dict:
+    return recount(million[0])
+
+
+@pytest.fixture(scope="module")
+def cassandra_run(million, services_running: Settings, tmp_path_factory) -> Iterator[dict]:
+    """The 1M run on Kafka -> Cassandra + HDFS (its own keyspace, topic and archive)."""
+    import uuid
+
+    from clickstream.store.cassandra import apply_schema, connect
+
+    name = f"pipeline-1m-{uuid.uuid4().hex[:8]}"
+    settings = services_running.replace(
+        cassandra_keyspace="t_" + name.replace("-", "_"), store="cassandra", topic=name,
+        dead_letter_topic=name + "-dlq", consumer_group=name,
+        archive_url=f"{services_running.hdfs_url}/tests/{name}",
+        work_dir=str(tmp_path_factory.mktemp("work")))
+    apply_schema(settings)
+    ensure_topic(settings, settings.dead_letter_topic, 1)
+    produce(settings, settings.topic, million[1])
+    yield {"settings": settings}
+    cluster, session = connect(settings)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
+def test_million_clicks_kafka_to_cassandra_and_hdfs_are_exact(cassandra_run, million, million_expected,
+                                                               dask_client) -> None:
+    settings: Settings = cassandra_run["settings"]
+    with Pipeline(settings, client=dask_client) as pipe:
+        assert len(pipe.source.partitions) == 4
+        assert len(dask_client.scheduler_info()["workers"]) == 2
+        summary = pipe.run(until_idle_s=2)
+    cassandra_run["summary"] = summary
+    assert summary.clicks == N_CLICKS
+    assert summary.dead_letters == N_BAD
+    assert summary.late_clicks == 0
+    stored = dump_cassandra(settings, (*COMPARED, "trending"))
+    cassandra_run["tables"] = stored
+    assert_tables_equal(stored, million_expected)
+    archived = read_archive(settings.archive)
+    assert len(archived) == N_CLICKS
+    assert archived["click_id"].is_unique
+    assert set(archived["click_id"]) == {c.click_id for c in million[0]}
+    assert not archived["late"].any()
+    letters = dead_letters(settings, settings.dead_letter_topic, N_BAD)
+    assert len(letters) == N_BAD
+    assert {r.key for r in letters} == {f"bad-{i}".encode() for i in range(N_BAD)}
+    assert all(dict(r.headers)["reason"] for r in letters)
+    # committed offsets cover everything read
+    ends = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    from kafka import TopicPartition
+    tps = [TopicPartition(settings.topic, p) for p in range(4)]
+    assert summary.committed == {tp.partition: off for tp, off in ends.end_offsets(tps).items()}
+    ends.close()
+
+
+def test_same_records_in_memory_give_identical_tables(cassandra_run, million, dask_client,
+                                                      tmp_path: Path) -> None:
+    assert "tables" in cassandra_run, "needs the 1M Cassandra run first"
+    settings = Settings(work_dir=str(tmp_path / "work"), archive_url=(tmp_path / "archive").as_uri(),
+                        consumer_group="embedded-1m")
+    topic = MemoryTopic("clicks-1m", 4)
+    for key, value in million[1]:
+        topic.append(key, value)
+    topic.close()
+    with Pipeline(settings, client=dask_client, memory_topic=topic) as pipe:
+        summary = pipe.run()
+    assert summary.clicks == N_CLICKS and summary.dead_letters == N_BAD
+    embedded = dump_sqlite(settings.embedded_store_file, (*COMPARED, "trending"))
+    assert_tables_equal(embedded, cassandra_run["tables"], (*COMPARED, "trending"))
+    assert len(cassandra_run["tables"]["trending"]) > 0
+    archived = read_archive(settings.archive)
+    assert len(archived) == N_CLICKS and archived["click_id"].is_unique
+    letters = read_dead_letter_file(settings.work_path / "dead-letter" / "clicks-1m.jsonl")
+    assert len(letters) == N_BAD and all(r["reason"] for r in letters)
+
+
+def test_late_clicks_are_counted_late_and_archived(isolated_cassandra_settings: Settings, unique_name: str,
+                                                   dask_client) -> None:
+    settings = isolated_cassandra_settings.replace(
+        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
+        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}")
+    on_time = make_clicks(300, seed=9, limit=20_000, span_s=100)
+    t0 = on_time[0].ts_ms - on_time[0].ts_ms % 60_000
+    late = [Click((1 << 50) + i, t0 + i * 20, "other-search", c.curr, "external")
+            for i, c in enumerate(on_time[:50])]
+    produce(settings, settings.topic, [(k, v) for k, v, _n, _t in records(on_time)])
+    with Pipeline(settings, client=dask_client) as pipe:
+        runner = threading.Thread(target=lambda: pipe.run(until_idle_s=60), daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 120
+        while sum(pipe.consumed.values()) < len(on_time) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sum(pipe.consumed.values()) == len(on_time)
+        produce(settings, settings.topic, [(k, v) for k, v, _n, _t in records(late)])
+        while sum(pipe.consumed.values()) < len(on_time) + len(late) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pipe.stop()
+        runner.join(120)
+        assert not runner.is_alive()
+    expected = recount(on_time + late, late_ids={c.click_id for c in late})
+    stored = dump_cassandra(settings)
+    assert_tables_equal(stored, expected)
+    assert sum(r[4] for r in stored["window_totals"] if r[0] == 1_000) == len(late)
+    archived = read_archive(settings.archive).set_index("click_id")
+    assert len(archived) == len(on_time) + len(late)
+    assert archived.loc[[c.click_id for c in late], "late"].all()
+    assert not archived.loc[[c.click_id for c in on_time], "late"].any()
+
+
+def test_restart_after_clean_stop_resumes_without_double_counting(
+        isolated_cassandra_settings: Settings, unique_name: str, dask_client) -> None:
+    settings = isolated_cassandra_settings.replace(
+        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
+        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}",
+        stream_batch_records=4_000)
+    clicks = make_clicks(400, seed=11, limit=30_000, span_s=120)
+    recs = list(records(clicks))
+    produce(settings, settings.topic, [(k, v) for k, v, _n, _t in recs])
+    with Pipeline(settings, client=dask_client) as pipe:
+        first = pipe.run(max_clicks=12_000)
+    assert 12_000 <= first.clicks < 30_000
+    with Pipeline(settings, client=dask_client) as pipe:
+        assert pipe.source.committed() == first.committed  # where the restart resumes
+        second = pipe.run(until_idle_s=2)
+    assert first.clicks + second.clicks == len(clicks)
+    # clicks of run 2 whose 1 s window run 1 had already finalized are late, all others on time
+    offsets = {p: 0 for p in range(4)}
+    late_ids = set()
+    for click, (key, _v, _n, _t) in zip(clicks, recs, strict=True):
+        p = partition_for(key, 4)
+        if offsets[p] >= first.committed[p] and click.ts_ms - click.ts_ms % 1000 + 1000 <= first.finalized_ms:
+            late_ids.add(click.click_id)
+        offsets[p] += 1
+    assert second.late_clicks == len(late_ids)
+    expected = recount(clicks, late_ids)
+    stored = dump_cassandra(settings)
+    assert_tables_equal(stored, expected)
+    archived = read_archive(settings.archive)
+    assert len(archived) == len(clicks) and archived["click_id"].is_unique
