@@ -1,0 +1,70 @@
+"""What every job's spark-submit entry point shares: arguments, settings, the session.
+
+``spark-submit spark_jobs/<job>.py <archive URL> [--from ..] [--to ..] [job options]
+[settings flags]``: the settings come from those flags over ``CLICKSTREAM_*`` env (built
+here, once, as at every entry point). The ``clickstream <job>`` subcommands add the same
+arguments to their parsers and call the job's ``run`` with the CLI's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from clickstream.settings import Settings, SettingsError, add_settings_arguments
+from spark_jobs.source import HourRange, JobInputError
+
+SETTINGS_GROUPS = ("general", "store", "archive", "compute")
+JOBS = ("batch", "pagerank", "reconcile")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, with_settings: bool) -> None:
+    parser.add_argument("archive", nargs="?", default=None,
+                        help="archive URL (file:///abs/path or hdfs://host:port/path); "
+                             "default: the archive setting")
+    parser.add_argument("--from", dest="range_from", default=None, metavar="YYYY-MM-DD[THH]",
+                        help="first archive hour to read (inclusive; a bare date: its hour 00)")
+    parser.add_argument("--to", dest="range_to", default=None, metavar="YYYY-MM-DD[THH]",
+                        help="last archive hour to read (inclusive; a bare date: its hour 23)")
+    if with_settings:
+        add_settings_arguments(parser, SETTINGS_GROUPS)
+
+
+def archive_and_range(settings: Settings, args: argparse.Namespace) -> tuple[str, HourRange]:
+    return (args.archive or settings.archive), HourRange.parse(args.range_from, args.range_to)
+
+
+def submit_main(job: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[Settings, argparse.Namespace], int],
+                argv: Sequence[str] | None = None) -> int:
+    """The ``__main__`` of a job file under spark-submit."""
+    parser = argparse.ArgumentParser(prog=f"spark-submit spark_jobs/{job}.py")
+    add_common_arguments(parser, with_settings=True)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_args(args, os.environ)
+    except SettingsError as exc:
+        print(f"{job}: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(settings, args)
+    except JobInputError as exc:
+        print(f"{job}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def submit_command(settings: Settings, job: str, job_args: Sequence[str], py_files_zip: str) -> list[str]:
+    """The spark-submit command line that runs ``job`` on ``settings.spark_master``."""
+    job_file = Path(__file__).resolve().parent / f"{job}.py"
+    command = ["spark-submit", "--master", settings.spark_master, "--py-files", py_files_zip]
+    if settings.store_backend == "cassandra":
+        from spark_jobs.session import CASSANDRA_CONNECTOR
+        command += ["--packages", CASSANDRA_CONNECTOR]
+    return [*command, str(job_file), *job_args]

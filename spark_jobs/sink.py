@@ -1,0 +1,105 @@
+"""Writing job results to the store: the Spark Cassandra connector, or the embedded store.
+
+- ``settings.store_backend == "cassandra"``: the connector's DataFrame writer
+  (``org.apache.spark.sql.cassandra``); executors write in parallel, each row an upsert by
+  primary key.
+- otherwise: rows are collected to the driver (Arrow) and upserted through
+  ``clickstream.store`` (SQLite).
+
+Both are idempotent: writing the same DataFrame twice leaves the same rows.
+``replace_ranked`` also removes ranks a previous run left behind (see its docstring).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from clickstream.settings import Settings
+from clickstream.store import open_store
+from clickstream.store.tables import TABLES
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+UPSERT_CHUNK_ROWS = 50_000
+
+
+def conform(df: DataFrame, table_name: str) -> DataFrame:
+    """The DataFrame's columns in table order, cast to the table's types."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.schemas import table_schema
+
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name)
+                      for f in table_schema(table_name).fields])
+
+
+def _local_rows(df: DataFrame) -> Iterator[list[tuple[Any, ...]]]:
+    """The DataFrame's rows on the driver in chunks of plain Python tuples (via Arrow)."""
+    frame = df.toPandas()
+    records = list(frame.itertuples(index=False, name=None))
+    for i in range(0, len(records), UPSERT_CHUNK_ROWS):
+        yield [tuple(v.item() if hasattr(v, "item") else v for v in row)
+               for row in records[i:i + UPSERT_CHUNK_ROWS]]
+
+
+def write_table(df: DataFrame, table_name: str, settings: Settings) -> int:
+    """Upsert every row of ``df`` into the table; returns the row count. Blocks until durable."""
+    df = conform(df, table_name)
+    if settings.store_backend == "cassandra":
+        df = df.cache()
+        n_rows = df.count()
+        (df.write.format(CASSANDRA_FORMAT)
+         .options(keyspace=settings.cassandra_keyspace, table=table_name)
+         .mode("append").save())
+        df.unpersist()
+        return n_rows
+    store = open_store(settings)
+    try:
+        n_rows = 0
+        for chunk in _local_rows(df):
+            n_rows += store.upsert(table_name, chunk)
+        return n_rows
+    finally:
+        store.close()
+
+
+def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings: Settings) -> int:
+    """Write a top-N table so that each of its partitions holds exactly ``df``'s ranks.
+
+    A re-run on changed input can produce fewer ranks for a partition (or none): the old
+    rows beyond the new count would be stale. Partitions that would keep stale ranks are
+    deleted before the write (a reader may see such a partition empty for that moment):
+
+    - Cassandra: the table's existing (partition, rank) keys are read with the connector
+      and anti-joined with the new ones; every partition with a leftover key is deleted,
+      including partitions the new input no longer has.
+    - embedded: every partition present in ``df`` is deleted and rewritten; partitions the
+      new input no longer has at all stay (the embedded store has no table scan).
+    """
+    t = TABLES[table_name]
+    df = conform(df, table_name).cache()
+    keys = list(t.partition_names) + list(t.clustering_names)
+    if settings.store_backend == "cassandra":
+        existing = (spark.read.format(CASSANDRA_FORMAT)
+                    .options(keyspace=settings.cassandra_keyspace, table=table_name).load()
+                    .select(*keys))
+        stale = (existing.join(df.select(*keys), on=keys, how="left_anti")
+                 .select(*t.partition_names).distinct().collect())
+    else:
+        stale = df.select(*t.partition_names).distinct().collect()
+    if stale:
+        store = open_store(settings)
+        try:
+            for row in stale:
+                store.delete_partition(table_name, row.asDict())
+        finally:
+            store.close()
+        log.info("%s: cleared %d partitions before rewriting", table_name, len(stale))
+    n_rows = write_table(df, table_name, settings)
+    df.unpersist()
+    return n_rows
