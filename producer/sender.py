@@ -67,6 +67,7 @@ class SendSummary:
     failed_records: int = 0
     bytes: int = 0
     elapsed_s: float = 0.0
+    sending_s: float = 0.0  # from the first record handed over to the end (excludes pass 1)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -129,11 +130,16 @@ class Pacer:
         self.rate_per_s = rate_per_s
         self.speedup = speedup
         self.active = rate_per_s is not None or speedup is not None
-        self.t0 = time.perf_counter()
+        self.t0: float | None = None
         self.ts0: int | None = None
 
     def wait(self, clicks_done: int, ts_ms: int) -> None:
-        """Block until the next record, whose first click is at ``ts_ms``, may go out."""
+        """Block until the next record, whose first click is at ``ts_ms``, may go out.
+
+        The clock starts at the first call (the first record), not at construction.
+        """
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
         due = 0.0
         if self.rate_per_s is not None:
             due = clicks_done / self.rate_per_s
@@ -258,8 +264,11 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
         summary._error(message)
 
     sent_records = sent_clicks = 0
+    t_first: float | None = None
     try:
         for key, value, n, ts_ms in records(clicks, clicks_per_record, batch_wait_ms):
+            if t_first is None:
+                t_first = time.perf_counter()
             if pacer.active:
                 pacer.wait(sent_clicks, ts_ms)
             for attempt in range(QUEUE_RETRIES + 1):
@@ -285,7 +294,9 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
             producer.close()
     summary.sent_records = sent_records - summary.failed_records
     summary.sent_clicks = sent_clicks - summary.failed_clicks
-    summary.elapsed_s = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    summary.elapsed_s = t_end - t0
+    summary.sending_s = t_end - (t0 if t_first is None else t_first)
     bar.close(summary.sent_clicks, summary.failed_clicks)
     return summary
 
@@ -300,8 +311,11 @@ def send_to_memory(clicks: Iterable[Click], memory_topic: MemoryTopic, *, clicks
     pacer = Pacer(rate_per_s, speedup)
     bar = Progress(progress, total, label=f"produce to memory topic {memory_topic.name}")
     t0 = time.perf_counter()
+    t_first: float | None = None
     try:
         for key, value, n, ts_ms in records(clicks, clicks_per_record, batch_wait_ms):
+            if t_first is None:
+                t_first = time.perf_counter()
             if pacer.active:
                 pacer.wait(summary.sent_clicks, ts_ms)
             memory_topic.append(key, value)
@@ -313,6 +327,8 @@ def send_to_memory(clicks: Iterable[Click], memory_topic: MemoryTopic, *, clicks
     finally:
         if close:
             memory_topic.close()
-    summary.elapsed_s = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    summary.elapsed_s = t_end - t0
+    summary.sending_s = t_end - (t0 if t_first is None else t_first)
     bar.close(summary.sent_clicks, 0)
     return summary
