@@ -18,8 +18,10 @@ equal time slices.
 1. Pass 1 reads the rows once. Each row's strings go to a spool file (offsets in a
    second file); its clicks are dealt to slices (one uniform draw per click for small n,
    a multinomial for large n) and only per-(row, slice) counts ``(row, count, k_start)``
-   are appended to that slice's spool file (24 bytes per entry; at most
-   ``min(n, SLICES)`` entries per row).
+   are appended to that slice's spool file (three uint32: 12 bytes per entry; at most
+   ``min(n, SLICES)`` entries per row, so about 12 bytes per click for rows with small n:
+   a whole English month at full fraction needs tens of GB of spool, which is why
+   ``fraction`` and ``span_s`` exist).
 2. Pass 2 loads one slice at a time (split further into sub-slices of at most
    ``EMIT_CLICKS`` clicks by a multinomial split of the counts), draws each click's time
    in the slice, sorts, looks titles up in the memory-mapped string spool and yields.
@@ -140,14 +142,14 @@ class _Spool:
         slice_idx, entries = slice_idx[order], entries[order]
         bounds = np.searchsorted(slice_idx, np.arange(self.slices + 1))
         for s in np.flatnonzero(np.diff(bounds)):
-            self.slice_files[s].write(entries[bounds[s]:bounds[s + 1]].tobytes())
+            self.slice_files[s].write(entries[bounds[s]:bounds[s + 1]].astype(np.uint32).tobytes())
 
     def finish(self) -> None:
         for f in (self.strings, self.offsets, *self.slice_files):
             f.close()
 
     def slice_entries(self, s: int) -> np.ndarray:
-        return np.fromfile(self.root / f"slice-{s:04d}.bin", dtype=np.int64).reshape(-1, 3)
+        return np.fromfile(self.root / f"slice-{s:04d}.bin", dtype=np.uint32).reshape(-1, 3).astype(np.int64)
 
 
 def _deal_chunk(rng: np.random.Generator, first_row: int, n: np.ndarray, slices: int
@@ -222,6 +224,8 @@ def _pass1(spool: _Spool, rows: Iterable[DumpRow], seed: int, fraction: float,
             n = rng.binomial(n, fraction)
         if (n >= 1 << 32).any():
             raise ValueError("a row with n >= 2**32 clicks cannot be numbered (click_id = row << 32 | k)")
+        if spool.rows + len(chunk) >= 1 << 31:
+            raise ValueError("more than 2**31 rows cannot be numbered (click_id = row << 32 | k)")
         first_row = spool.rows
         spool.add_strings([(r.prev, r.curr, r.link_type) for r in chunk])
         slice_idx, entries = _deal_chunk(rng, first_row, n, spool.slices)
