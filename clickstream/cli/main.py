@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from clickstream.settings import Settings, SettingsError
 
-SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream")
+SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile")
 
 
 class CliError(Exception):
