@@ -38,6 +38,8 @@ has something to show); they get row numbers after the dump's last row.
 from __future__ import annotations
 
 import calendar
+import functools
+import itertools
 import math
 import mmap
 import re
@@ -57,6 +59,7 @@ CHUNK_ROWS = 32_768
 SMALL_N = 256
 EMIT_CLICKS = 1 << 19
 _SEP = "\x00"
+_new_click = functools.partial(tuple.__new__, Click)
 _MONTH_RE = re.compile(r"(?<!\d)(\d{4})[-_](\d{2})(?!\d)")
 
 
@@ -204,7 +207,7 @@ def expand_clicks(rows: Iterable[DumpRow], *, month: str = "2015-02", seed: int 
             spike_entries = _spike_entries(spool, spike, picked, span_ms, seed)
         finally:
             spool.finish()
-        yield from _pass2(spool, start_ms, span_ms, seed, jitter_ms, limit, spike_entries)
+        yield from itertools.islice(_pass2(spool, start_ms, span_ms, seed, jitter_ms, spike_entries), limit)
 
 
 def _pass1(spool: _Spool, rows: Iterable[DumpRow], seed: int, fraction: float,
@@ -282,9 +285,8 @@ def _spike_entries(spool: _Spool, spike: Spike | None, picked: list[str], span_m
 
 
 def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int,
-           limit: int | None, spike_entries: _SpikeEntries) -> Iterator[Click]:
+           spike_entries: _SpikeEntries) -> Iterator[Click]:
     offsets = np.fromfile(spool.root / "offsets.bin", dtype=np.int64)
-    emitted = 0
     with open(spool.root / "strings.bin", "rb") as f:
         size = offsets[-1]
         data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -299,11 +301,7 @@ def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int
                     continue
                 rng = np.random.default_rng([seed, 1, s])
                 for sub in _sub_slices(rng, entries, extra, a, b, total, start_ms):
-                    for click in _emit(rng, sub, data, offsets, jitter_ms):
-                        if limit is not None and emitted >= limit:
-                            return
-                        emitted += 1
-                        yield click
+                    yield from _emit(rng, sub, data, offsets, jitter_ms)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -339,7 +337,7 @@ def _sub_slices(rng: np.random.Generator, entries: np.ndarray, extra: list[tuple
 def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, offsets: np.ndarray,
           jitter_ms: int) -> Iterator[Click]:
     if not len(sub):
-        return
+        return iter(())
     counts = sub[:, 1]
     total = int(counts.sum())
     row = np.repeat(sub[:, 0], counts)
@@ -353,7 +351,10 @@ def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, of
     order = np.lexsort((click_id, key))
     uniq, inv = np.unique(row, return_inverse=True)
     starts, ends = offsets[uniq].tolist(), offsets[uniq + 1].tolist()
-    strings = [tuple(data[s:e].decode("utf-8").split(_SEP)) for s, e in zip(starts, ends, strict=True)]
-    for cid, t, i in zip(click_id[order].tolist(), ts[order].tolist(), inv[order].tolist(), strict=True):
-        prev, curr, link_type = strings[i]
-        yield Click(cid, t, prev, curr, link_type)
+    strings = [data[s:e].decode("utf-8").split(_SEP) for s, e in zip(starts, ends, strict=True)]
+    inv_o = inv[order].tolist()
+    prev_u, curr_u, type_u = ([x[j] for x in strings] for j in range(3))
+    # All in C: no Python-level call per click (this loop bounds the replay rate).
+    return map(_new_click, zip(click_id[order].tolist(), ts[order].tolist(),
+                               [prev_u[i] for i in inv_o], [curr_u[i] for i in inv_o],
+                               [type_u[i] for i in inv_o], strict=True))
