@@ -109,10 +109,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                                      batch_wait_ms=args.batch_wait_ms)
             where = ("an in-process topic (no Kafka configured: use --stack local or "
                      "--kafka-bootstrap-servers; the pipeline's embedded run replays in-process)")
-    except DumpFormatError as exc:
+    except (DumpFormatError, ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    except Exception as exc:
+        from kafka.errors import KafkaError
+
+        if isinstance(exc, KafkaError):
+            raise CliError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
+        raise
     if args.dump is not None:
         print(f"produce: read {report.rows:,} rows of {args.dump} ({report.layout} layout), "
               f"{report.malformed:,} malformed lines skipped")
