@@ -31,6 +31,25 @@ CLICK_SCHEMA = pa.schema([
 ])
 
 
+def _no_cached_hdfs_clients() -> None:
+    """Keep hdfs-native clients out of fsspec's instance cache.
+
+    fsspec clears that cache in every forked child (``os.register_at_fork``); dropping an
+    hdfs-native client there runs its Rust destructor without the runtime threads it needs
+    and the child hangs before ``exec``. Spark's gateway launch forks that way, so a
+    process that touched ``hdfs://`` and then started Spark hung. Uncached clients are
+    never dropped in the child.
+    """
+    try:
+        cls = fsspec.get_filesystem_class("hdfs")
+    except (ImportError, ValueError):
+        return
+    cls.cachable = False
+
+
+_no_cached_hdfs_clients()
+
+
 def filesystem(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSystem, str]:
     """(file system, path inside it) for an fsspec URL such as ``hdfs://h:9000/a``."""
     fs, path = fsspec.core.url_to_fs(url, **storage_options)

@@ -234,13 +234,13 @@ def _kafka_command(settings: Settings, java: str) -> list[str]:
     if not (data / "meta.properties").exists():
         data.mkdir(parents=True, exist_ok=True)
         cluster_id = _kafka_cluster_id()
-        proc = subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "--standalone",
-                                     "-t", cluster_id, "-c", str(conf)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(conf)],
+            capture_output=True, text=True)
         if proc.returncode != 0:
             raise ServiceError(f"up kafka: formatting {data} failed: "
                                f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
-    return jvm + ["kafka.Kafka", str(conf)]
+    return [*jvm, "kafka.Kafka", str(conf)]
 
 
 def _kafka_cluster_id() -> str:
@@ -340,7 +340,7 @@ def _healthy(settings: Settings, name: str) -> tuple[bool, str]:
     try:
         with _quiet_client_logs():
             return True, check_health(settings, name)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy yet", reported as text
+    except Exception as exc:
         text = str(exc).splitlines()[0] if str(exc) else ""
         return False, f"{type(exc).__name__}: {text}"[:200]
 

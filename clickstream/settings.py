@@ -77,8 +77,8 @@ class Settings:
     # -- store ---------------------------------------------------------------------------
     store: str = _opt("", "store backend: 'embedded' (SQLite) or 'cassandra'; empty: by stack",
                       "store", ("", "embedded", "cassandra"))
-    embedded_store_path: str = _opt("", "SQLite file of the embedded store (default: <work_dir>/store.sqlite)",
-                                    "store")
+    embedded_store_path: str = _opt(
+        "", "SQLite file of the embedded store (default: <work_dir>/store.sqlite)", "store")
     cassandra_contact_points: tuple[str, ...] = _opt(
         ("127.0.0.1",), "Cassandra contact points (comma-separated)", "store")
     cassandra_keyspace: str = _opt("clickstream", "Cassandra keyspace", "store")

@@ -6,7 +6,7 @@ from clickstream.settings import Settings
 from clickstream.store.base import Store, StoreError
 from clickstream.store.tables import TABLES, Table
 
-__all__ = ["Store", "StoreError", "TABLES", "Table", "open_store"]
+__all__ = ["TABLES", "Store", "StoreError", "Table", "open_store"]
 
 
 def open_store(settings: Settings) -> Store:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
@@ -34,8 +34,10 @@ def connect(settings: Settings, keyspace: str | None = None, connect_timeout_s: 
     auth = None
     if settings.cassandra_username:
         auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(),
+                               consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=60)
     cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port,
-                      auth_provider=auth, load_balancing_policy=RoundRobinPolicy(),
+                      auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                       connect_timeout=connect_timeout_s, protocol_version=5)
     try:
         session = cluster.connect(keyspace)
@@ -85,7 +87,6 @@ class CassandraStore:
 
     def __init__(self, settings: Settings) -> None:
         self._cluster, self._session = connect(settings, settings.cassandra_keyspace)
-        self._session.default_consistency_level = ConsistencyLevel.LOCAL_QUORUM
         self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
         self._lock = threading.Lock()
 

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from clickstream.referrers import classify, is_pseudo_referrer
+
+
+@pytest.mark.parametrize(("prev", "expected"), [
+    ("other-search", "search"), ("other-google", "search"), ("other-bing", "search"),
+    ("other-yahoo", "search"), ("other-empty", "direct"), ("other-internal", "internal"),
+    ("other-wikipedia", "internal"), ("other-external", "external"), ("other-twitter", "social"),
+    ("other-facebook", "social"), ("other-other", "other"), ("other-something-new", "other"),
+    ("London", "link"), ("Other-like_title", "link"),
+])
+def test_classify(prev: str, expected: str) -> None:
+    assert classify(prev) == expected
+
+
+def test_pseudo_referrers_are_the_other_prefix_only() -> None:
+    assert is_pseudo_referrer("other-empty")
+    assert not is_pseudo_referrer("Otherworld")

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from clickstream.cli.main import build_parser
+from clickstream.settings import Settings, SettingsError, add_settings_arguments
+
+
+def test_flags_override_env_override_defaults() -> None:
+    env = {"CLICKSTREAM_KAFKA_PORT": "19092", "CLICKSTREAM_TOPIC": "from-env"}
+    s = Settings.from_sources({"topic": "from-flag"}, env)
+    assert s.topic == "from-flag"
+    assert s.kafka_port == 19092
+    assert s.cassandra_port == 9042
+
+
+def test_embedded_stack_defaults_need_no_server(tmp_path) -> None:
+    s = Settings.from_sources({"work_dir": str(tmp_path)}, {})
+    assert s.kafka_bootstrap == ""
+    assert s.store_backend == "embedded"
+    assert s.archive == (tmp_path / "archive").as_uri()
+    assert s.dask_scheduler_address == ""
+    assert s.spark_master.startswith("local")
+
+
+def test_local_stack_points_at_the_local_servers() -> None:
+    s = Settings.from_sources({"stack": "local", "kafka_port": "9192"}, {})
+    assert s.kafka_bootstrap == "127.0.0.1:9192"
+    assert s.store_backend == "cassandra"
+    assert s.archive == "hdfs://127.0.0.1:9000/clickstream/archive"
+
+
+def test_a_single_address_overrides_the_stack() -> None:
+    s = Settings.from_sources({}, {"CLICKSTREAM_KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+                                   "CLICKSTREAM_ARCHIVE_URL": "hdfs://nn:8020/a/"})
+    assert s.kafka_bootstrap == "k1:9092,k2:9092"
+    assert s.archive == "hdfs://nn:8020/a"
+    assert s.store_backend == "embedded"
+
+
+def test_list_settings_parse_from_comma_separated_env() -> None:
+    s = Settings.from_sources({}, {"CLICKSTREAM_CASSANDRA_CONTACT_POINTS": "10.0.0.1, 10.0.0.2"})
+    assert s.cassandra_contact_points == ("10.0.0.1", "10.0.0.2")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CLICKSTREAM_KAFKA_PORT": "abc"}, "CLICKSTREAM_KAFKA_PORT: 'abc' is not a valid int"),
+    ({"CLICKSTREAM_KAFKA_PORT": "70000"}, "kafka_port: 70000 is not a TCP port"),
+    ({"CLICKSTREAM_STACK": "cloud"}, "stack: 'cloud' is not one of"),
+])
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_sources({}, env)
+
+
+def test_redacted_never_shows_the_password() -> None:
+    s = Settings.from_sources({}, {"CLICKSTREAM_CASSANDRA_PASSWORD": "hunter2"})
+    assert s.cassandra_password == "hunter2"
+    assert "hunter2" not in repr(s.redacted())
+
+
+def test_help_lists_the_env_var_of_every_option() -> None:
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser, ["general", "services", "kafka", "store", "archive", "compute"])
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.dest != "help":
+            assert f"CLICKSTREAM_{action.dest.upper()}" in text
+
+
+def test_every_subcommand_help_names_env_vars() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub_parser in sub.choices.items():
+        for action in sub_parser._actions:
+            if action.option_strings and action.dest not in ("help",) and action.default is None \
+                    and action.dest.replace("-", "_") in Settings.__dataclass_fields__:
+                assert f"CLICKSTREAM_{action.dest.upper()}" in (action.help or ""), (name, action.dest)
