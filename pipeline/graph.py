@@ -58,6 +58,16 @@ from pipeline.worker import BatchTask, Partial, now_ms, process_batch
 log = logging.getLogger("pipeline")
 
 
+TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
+
+
+def _warm_worker() -> None:
+    """Import the task's modules on a worker before the first batch (a first-cycle stall)."""
+    import pyarrow.parquet  # noqa: F401
+
+    import pipeline.worker  # noqa: F401
+
+
 class PipelineError(RuntimeError):
     """The pipeline cannot go on (a source, sink or worker failed); the message says where."""
 
@@ -151,8 +161,9 @@ class Pipeline:
                                        silence_logs=logging.WARNING)
                 client = Client(cluster)
                 self._owned.append(cluster)
-            self._owned.insert(0, client)
+            self._owned.append(client)  # closed first: its scattered data goes before the workers
         self.client = client
+        client.run(_warm_worker)
         self._stop = threading.Event()
         self.consumed: dict[int, int] = {}  # next offset to read per partition (progress)
         self._cycle = _Cycle()
@@ -250,7 +261,9 @@ class Pipeline:
                 active = list(max_ts.values())
             if active:
                 watermark = max(watermark, min(active) - s.allowed_lateness_ms)
+            t_merge = time.monotonic()
             rows = state.finalize(watermark)
+            t_final = time.monotonic()
             self._flush(state, rows)
             now = now_ms()
             elapsed = max(time.monotonic() - started, 1e-6)
@@ -259,6 +272,8 @@ class Pipeline:
                                           now - oldest if oldest is not None else 0,
                                           late, dead, state.finalized_ms))
             summary.rows_written += self.store_sink.flush()
+            log.debug("cycle phases: batches %.2f s, finalize %.2f s, flush %.2f s",
+                      t_merge - started, t_final - t_merge, time.monotonic() - t_final)
             summary.cycles += 1
             summary.clicks += clicks
             summary.late_clicks += late
@@ -291,10 +306,13 @@ class Pipeline:
         fetcher = self.source.fetcher()
         tasks = []
         for p in with_data:
-            start, end = next_offsets[p], min(ends[p], next_offsets[p] + batch)
-            records = None if fetcher is not None else tuple(self.source.fetch(p, start, end))
-            tasks.append(BatchTask(self.source.topic, p, start, end, finalized_ms, self.settings.archive,
-                                   self.aggregates, fetcher, records))
+            end = min(ends[p], next_offsets[p] + batch)
+            # a busy partition's range is cut into pieces, so that every worker shares it
+            for start in range(next_offsets[p], end, TASK_RECORDS):
+                stop = min(end, start + TASK_RECORDS)
+                records = None if fetcher is not None else tuple(self.source.fetch(p, start, stop))
+                tasks.append(BatchTask(self.source.topic, p, start, stop, finalized_ms,
+                                       self.settings.archive, self.aggregates, fetcher, records))
         return tasks
 
     def _flush(self, state: WindowState, rows: WindowRows) -> None:

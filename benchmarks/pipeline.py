@@ -1,0 +1,89 @@
+"""Pipeline benchmark: sustained clicks/s from a pre-filled 4-partition topic to windows in
+Cassandra and Parquet on HDFS, beside the bare kafka-python consume+decode rate.
+
+- baseline, measured in the same run on the same topic: one process, a ``KafkaConsumer``
+  assigned to the 4 partitions (no group, lz4, 32 MB partition fetches), ``decode_record``
+  of every record and a dict count per destination: records/s.
+- ``pipeline clicks/s``: ``Pipeline.run(max_clicks=N)`` on a Dask ``LocalCluster`` of
+  ``settings.dask_workers`` processes (started before the clock), all sinks on (Cassandra
+  keyspace ``clickstream_bench``, archive ``<hdfs>/benchmarks/<topic>``), from the first
+  fetch to the last commit, including the clean stop's final windows.
+- ``latency`` (max per cycle, wall time from the oldest record's append to the store write)
+  is reported without baseline.
+
+One click per record (the 80-byte JSON events the client rates in the notes were measured
+on). N = 2,000,000 clicks (300,000 with ``--quick``) over a 10-minute event-time span.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from kafka import KafkaConsumer, TopicPartition
+
+from benchmarks.common import Measurement
+from clickstream.events import EventError, decode_record
+from clickstream.settings import Settings
+from pipeline import Pipeline
+from pipeline.sources.kafka import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES
+from producer.expand import expand_clicks
+from producer.sender import ensure_topic, send_to_kafka
+from producer.synthetic import generate_rows
+
+SUITE = "pipeline"
+PARTITIONS = 4
+KEYSPACE = "clickstream_bench"
+
+
+def _bare_consume(settings: Settings, topic: str, total: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                             enable_auto_commit=False, max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+                             fetch_max_bytes=FETCH_MAX_BYTES, max_poll_records=100_000)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    counts: dict[str, int] = {}
+    seen = 0
+    t0 = time.perf_counter()
+    while seen < total:
+        for recs in consumer.poll(timeout_ms=1000).values():
+            for rec in recs:
+                try:
+                    for click in decode_record(rec.value):
+                        counts[click.curr] = counts.get(click.curr, 0) + 1
+                except EventError:
+                    pass  # the benchmark topic holds only valid records; counted via `seen`
+                seen += 1
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return seen / elapsed
+
+
+def run(settings: Settings, quick: bool) -> list[Measurement]:
+    from clickstream.store.cassandra import apply_schema
+
+    n_clicks = 300_000 if quick else 2_000_000
+    topic = f"bench-pipeline-{uuid.uuid4().hex[:8]}"
+    local = settings.replace(stack="local") if settings.stack != "local" else settings
+    bench = local.replace(topic=topic, consumer_group=topic, dead_letter_topic=topic + "-dlq",
+                          store="cassandra", cassandra_keyspace=KEYSPACE,
+                          archive_url=f"{local.hdfs_url}/benchmarks/{topic}")
+    apply_schema(bench)
+    ensure_topic(bench, topic, PARTITIONS)
+    clicks = expand_clicks(generate_rows(12_000, seed=7, head_share=0.1), seed=7, span_s=600,
+                           jitter_ms=200, limit=n_clicks)
+    sent = send_to_kafka(clicks, bench, topic=topic, progress=False, create_topic=False)
+    bare_rate = _bare_consume(bench, topic, sent.sent_records)
+    with Pipeline(bench) as pipe:
+        summary = pipe.run(max_clicks=sent.sent_clicks)
+        latency_ms = max((m.latency_ms for m in pipe.metrics.history), default=0)
+    rate = summary.clicks / summary.elapsed_s
+    target = 0.3
+    return [
+        Measurement(SUITE, f"pipeline clicks/s, {summary.clicks:,} clicks -> Cassandra + HDFS "
+                    f"({bench.dask_workers} workers)", rate, "clicks/s",
+                    "bare kafka-python consume+decode, 1 process", bare_rate, f">= {target}x",
+                    rate >= target * bare_rate),
+        Measurement(SUITE, "max event->store latency per cycle", float(latency_ms), "ms"),
+    ]
