@@ -119,6 +119,8 @@ class Pipeline:
     - ``client``: a Dask client to run on (yours); default: ``settings.dask_scheduler_address``
       or a ``LocalCluster`` of ``settings.dask_workers`` processes (closed by ``close()``).
     - ``memory_topic``: read this in-process topic instead of Kafka (embedded stack).
+    - ``source`` / ``dead_letter``: any ``BatchSource`` (another Kafka client) and its
+      dead-letter sink, instead of the ones the settings choose.
     - ``aggregates``: extra metrics, each flowing into the same windows and tables as the
       built-in ones (``metric`` column = its name).
     - ``store``: the store to write (default ``open_store(settings)``, closed by ``close()``).
@@ -128,7 +130,8 @@ class Pipeline:
 
     def __init__(self, settings: Settings, *, client: Client | None = None,
                  memory_topic: MemoryTopic | None = None, aggregates: Sequence[Aggregate] = (),
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, source: BatchSource | None = None,
+                 dead_letter: DeadLetterSink | None = None) -> None:
         self.settings = settings
         self.aggregates = tuple(BUILTIN_AGGREGATES) + tuple(aggregates)
         names = [a.name for a in self.aggregates]
@@ -136,13 +139,18 @@ class Pipeline:
             raise PipelineError(f"aggregates: metric names must be unique, got {names}")
         self._owned: list[Any] = []
         self.source: BatchSource
-        if memory_topic is not None:
+        if source is not None:  # another client behind the same seam
+            self.source = source
+            self.dead_letter: DeadLetterSink = dead_letter or FileDeadLetterSink(
+                settings.work_path / "dead-letter" / f"{source.topic}.jsonl")
+        elif memory_topic is not None:
             self.source = MemorySource(memory_topic, settings.consumer_group)
-            self.dead_letter: DeadLetterSink = FileDeadLetterSink(
+            self.dead_letter = dead_letter or FileDeadLetterSink(
                 settings.work_path / "dead-letter" / f"{memory_topic.name}.jsonl")
         elif settings.kafka_bootstrap:
             self.source = KafkaSource(settings.kafka_bootstrap, settings.topic, settings.consumer_group)
-            self.dead_letter = KafkaDeadLetterSink(settings.kafka_bootstrap, settings.dead_letter_topic)
+            self.dead_letter = dead_letter or KafkaDeadLetterSink(settings.kafka_bootstrap,
+                                                                  settings.dead_letter_topic)
         else:
             raise PipelineError("no source: set kafka_bootstrap_servers (or stack=local), or pass "
                                 "memory_topic= for an in-process run")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from clickstream.events import Click
 from clickstream.memory_topic import MemoryTopic, partition_for
@@ -99,8 +99,8 @@ def million_expected(million) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cassandra_run(million, services_running: Settings, tmp_path_factory) -> Iterator[dict]:
-    """The 1M run on Kafka -> Cassandra + HDFS (its own keyspace, topic and archive)."""
+def cassandra_run(million, services_running: Settings, tmp_path_factory, dask_client) -> Iterator[dict]:
+    """The one 1M run on Kafka -> Cassandra + HDFS (its own keyspace, topic and archive)."""
     import uuid
 
     from clickstream.store.cassandra import apply_schema, connect
@@ -114,7 +114,11 @@ def cassandra_run(million, services_running: Settings, tmp_path_factory) -> Iter
     apply_schema(settings)
     ensure_topic(settings, settings.dead_letter_topic, 1)
     produce(settings, settings.topic, million[1])
-    yield {"settings": settings}
+    with Pipeline(settings, client=dask_client) as pipe:
+        partitions = len(pipe.source.partitions)
+        summary = pipe.run(until_idle_s=2)
+    yield {"settings": settings, "summary": summary, "partitions": partitions,
+           "tables": dump_cassandra(settings, (*COMPARED, "trending"))}
     cluster, session = connect(settings)
     try:
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
@@ -125,17 +129,13 @@ def cassandra_run(million, services_running: Settings, tmp_path_factory) -> Iter
 def test_million_clicks_kafka_to_cassandra_and_hdfs_are_exact(cassandra_run, million, million_expected,
                                                                dask_client) -> None:
     settings: Settings = cassandra_run["settings"]
-    with Pipeline(settings, client=dask_client) as pipe:
-        assert len(pipe.source.partitions) == 4
-        assert len(dask_client.scheduler_info()["workers"]) == 2
-        summary = pipe.run(until_idle_s=2)
-    cassandra_run["summary"] = summary
+    summary = cassandra_run["summary"]
+    assert cassandra_run["partitions"] == 4
+    assert len(dask_client.scheduler_info()["workers"]) == 2
     assert summary.clicks == N_CLICKS
     assert summary.dead_letters == N_BAD
     assert summary.late_clicks == 0
-    stored = dump_cassandra(settings, (*COMPARED, "trending"))
-    cassandra_run["tables"] = stored
-    assert_tables_equal(stored, million_expected)
+    assert_tables_equal(cassandra_run["tables"], million_expected)
     archived = read_archive(settings.archive)
     assert len(archived) == N_CLICKS
     assert archived["click_id"].is_unique
@@ -147,7 +147,6 @@ def test_million_clicks_kafka_to_cassandra_and_hdfs_are_exact(cassandra_run, mil
     assert all(dict(r.headers)["reason"] for r in letters)
     # committed offsets cover everything read
     ends = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    from kafka import TopicPartition
     tps = [TopicPartition(settings.topic, p) for p in range(4)]
     assert summary.committed == {tp.partition: off for tp, off in ends.end_offsets(tps).items()}
     ends.close()
@@ -155,7 +154,6 @@ def test_million_clicks_kafka_to_cassandra_and_hdfs_are_exact(cassandra_run, mil
 
 def test_same_records_in_memory_give_identical_tables(cassandra_run, million, dask_client,
                                                       tmp_path: Path) -> None:
-    assert "tables" in cassandra_run, "needs the 1M Cassandra run first"
     settings = Settings(work_dir=str(tmp_path / "work"), archive_url=(tmp_path / "archive").as_uri(),
                         consumer_group="embedded-1m")
     topic = MemoryTopic("clicks-1m", 4)
