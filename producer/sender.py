@@ -263,6 +263,10 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
             log.error("%s", message)
         summary._error(message)
 
+    def failed_one(exc: BaseException) -> None:
+        failed(exc, 1)
+
+    send = producer.send
     sent_records = sent_clicks = 0
     t_first: float | None = None
     try:
@@ -273,14 +277,17 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
                 pacer.wait(sent_clicks, ts_ms)
             for attempt in range(QUEUE_RETRIES + 1):
                 try:
-                    future = producer.send(topic, key=key, value=value)
+                    future = send(topic, key=key, value=value)
                     break
                 except KafkaTimeoutError as exc:
                     if attempt == QUEUE_RETRIES:
                         failed(exc, n)
                         future = None
             if future is not None:
-                future.add_errback(failed, n)
+                if n == 1:  # no functools.partial in the common case (once per record)
+                    future.add_errback(failed_one)
+                else:
+                    future.add_errback(failed, n)
                 sent_records += 1
                 sent_clicks += n
                 summary.bytes += len(key) + len(value)

@@ -103,21 +103,27 @@ def test_kafka_roundtrip_200k(services_running: Settings, unique_name: str) -> N
         ids: list[int] = []
         newest: dict[int, int] = {}
         worst_lateness = 0
-        for record in consumer:
-            (click,) = decode_record(record.value)
-            assert record.key == click.curr.encode("utf-8")
-            assert record.partition == partition_for(record.key, partitions)
-            ids.append(click.click_id)
-            top = newest.get(record.partition, click.ts_ms)
-            worst_lateness = max(worst_lateness, top - click.ts_ms)
-            newest[record.partition] = max(top, click.ts_ms)
-            if len(ids) == n_clicks:
-                break
+        empty_polls = 0
+        while len(ids) < n_clicks and empty_polls < 10:
+            batches = consumer.poll(timeout_ms=1_000, max_records=50_000)
+            empty_polls = 0 if batches else empty_polls + 1
+            for tp, batch in batches.items():
+                top = newest.get(tp.partition)
+                for record in batch:
+                    (click,) = decode_record(record.value)
+                    assert record.key == click.curr.encode("utf-8")
+                    assert partition_for(record.key, partitions) == tp.partition == record.partition
+                    ids.append(click.click_id)
+                    if top is None or click.ts_ms > top:
+                        top = click.ts_ms
+                    else:
+                        worst_lateness = max(worst_lateness, top - click.ts_ms)
+                newest[tp.partition] = top
     finally:
         consumer.close()
     assert len(ids) == n_clicks
     assert len(set(ids)) == n_clicks
-    assert worst_lateness <= jitter_ms
+    assert 0 < worst_lateness <= jitter_ms  # jitter reorders, but never by more
     assert len(newest) == partitions  # keys spread over every partition
 
 
