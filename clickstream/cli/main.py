@@ -13,13 +13,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from clickstream.cli import CliError
 from clickstream.settings import Settings, SettingsError
 
-SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile")
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr with a non-zero exit code."""
+SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile",
+               "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

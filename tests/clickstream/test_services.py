@@ -1,0 +1,120 @@
+"""`clickstream services`: errors are one line, nothing is left half-started; a full cycle."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clickstream import services
+from clickstream.settings import Settings
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _isolated(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings on ports nobody uses and a work dir of the test's own."""
+    names = ["kafka_port", "kafka_controller_port", "cassandra_port", "cassandra_storage_port",
+             "cassandra_jmx_port", "hdfs_port", "hdfs_http_port"]
+    values = dict(zip(names, _free_ports(len(names)), strict=True))
+    values.update(overrides)
+    return Settings(work_dir=str(tmp_path / "work"), **values)  # type: ignore[arg-type]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clickstream.cli.main", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def _no_server_started(settings: Settings) -> None:
+    for name in services.SERVER_NAMES:
+        assert not services.pid_file(settings, name).exists(), name
+
+
+def test_missing_java_is_one_line_error_and_starts_nothing(tmp_path: Path) -> None:
+    settings = _isolated(tmp_path, java_command="/nonexistent/java")
+    with pytest.raises(services.ServiceError, match="Java executable '/nonexistent/java' not found"):
+        services.up(settings)
+    _no_server_started(settings)
+    proc = _cli("services", "up", "--work-dir", settings.work_dir, "--java-command", "/nonexistent/java")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "clickstream services: error: up: Java executable '/nonexistent/java' not found" in proc.stderr
+
+
+def test_port_taken_is_named_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        settings = _isolated(tmp_path, hdfs_port=taken)
+        with pytest.raises(services.ServiceError,
+                           match=f"up hdfs: port {taken} \\(namenode\\) on 127.0.0.1 is already in use"):
+            services.up(settings)
+        _no_server_started(settings)
+        proc = _cli("services", "up", "--work-dir", settings.work_dir, "--hdfs-port", str(taken),
+                    "--kafka-port", str(settings.kafka_port),
+                    "--kafka-controller-port", str(settings.kafka_controller_port),
+                    "--cassandra-port", str(settings.cassandra_port),
+                    "--cassandra-storage-port", str(settings.cassandra_storage_port),
+                    "--cassandra-jmx-port", str(settings.cassandra_jmx_port))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"clickstream services: error: up hdfs: port {taken} (namenode) "
+                                   "on 127.0.0.1 is already in use by another process")
+    _no_server_started(settings)
+
+
+def test_unreachable_repository_fails_fetch_cleanly(tmp_path: Path) -> None:
+    # Real Maven, offline with an empty local repository: the repository cannot be reached.
+    wrapper = tmp_path / "mvn-offline"
+    wrapper.write_text(f"#!/bin/sh\nexec mvn -o -Dmaven.repo.local={tmp_path / 'm2'} \"$@\"\n")
+    wrapper.chmod(0o755)
+    settings = _isolated(tmp_path, services_home=str(tmp_path / "cache"), mvn_command=str(wrapper))
+    with pytest.raises(services.ServiceError, match=r"fetch kafka: Maven could not resolve .*kafka/pom.xml"):
+        services.fetch(settings, ["kafka"])
+    assert not services.lib_dir(settings, "kafka").exists()
+    assert not services.lib_dir(settings, "kafka").with_name("lib.partial").exists()
+    proc = _cli("services", "up", "kafka", "--work-dir", settings.work_dir,
+                "--services-home", settings.services_home, "--mvn-command", str(wrapper))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("clickstream services: error: fetch kafka: Maven could not resolve")
+    _no_server_started(settings)
+
+
+def test_missing_maven_is_named(tmp_path: Path) -> None:
+    settings = _isolated(tmp_path, services_home=str(tmp_path / "cache"), mvn_command="no-such-mvn")
+    with pytest.raises(services.ServiceError, match="Maven executable 'no-such-mvn' not found on PATH"):
+        services.fetch(settings, ["hdfs"])
+
+
+@pytest.mark.integration
+def test_up_status_down_cycle_frees_every_port(tmp_path: Path, services_running: Settings) -> None:
+    """A second Kafka and HDFS on other ports: up -> healthy -> down -> no process, ports free."""
+    settings = _isolated(tmp_path, services_home=services_running.services_home)
+    names = ["kafka", "hdfs"]
+    try:
+        report = services.up(settings, names, log=lambda _: None)
+        assert [(s.name, s.healthy) for s in report] == [("kafka", True), ("hdfs", True)]
+        pids = {s.name: s.pid for s in services.status(settings, names)}
+        assert all(pids.values())
+        again = services.up(settings, names, log=lambda _: None)  # already running: reused
+        assert {s.name: s.pid for s in again} == pids
+    finally:
+        services.down(settings, names, log=lambda _: None)
+    for name in names:
+        assert not Path(f"/proc/{pids[name]}").exists() or services.read_pid(settings, name) is None
+        for port in services.ports(settings, name).values():
+            assert not services.port_in_use("127.0.0.1", port)
+    assert not any(s.healthy for s in services.status(settings, names))
