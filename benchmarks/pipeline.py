@@ -8,8 +8,8 @@ Cassandra and Parquet on HDFS, beside the bare kafka-python consume+decode rate.
   ``settings.dask_workers`` processes (started before the clock), all sinks on (Cassandra
   keyspace ``clickstream_bench``, archive ``<hdfs>/benchmarks/<topic>``), from the first
   fetch to the last commit, including the clean stop's final windows.
-- ``latency`` (max per cycle, wall time from the oldest record's append to the store write)
-  is reported without baseline.
+- the machine's 1-minute load average at the end, since the 2 cores are shared (the
+  ratio is meaningful, absolute rates only with the load beside them).
 
 One click per record (the 80-byte JSON events the client rates in the notes were measured
 on). N = 2,000,000 clicks (300,000 with ``--quick``) over a 10-minute event-time span.
@@ -17,6 +17,7 @@ on). N = 2,000,000 clicks (300,000 with ``--quick``) over a 10-minute event-time
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -77,7 +78,6 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
     bare_rate = _bare_consume(bench, topic, sent.sent_records)
     with Pipeline(bench) as pipe:
         summary = pipe.run(max_clicks=sent.sent_clicks)
-        latency_ms = max((m.latency_ms for m in pipe.metrics.history), default=0)
     rate = summary.clicks / summary.elapsed_s
     target = 0.3
     return [
@@ -85,5 +85,5 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                     f"({bench.dask_workers} workers)", rate, "clicks/s",
                     "bare kafka-python consume+decode, 1 process", bare_rate, f">= {target}x",
                     rate >= target * bare_rate),
-        Measurement(SUITE, "max event->store latency per cycle", float(latency_ms), "ms"),
+        Measurement(SUITE, "load average (1 min) at the end", os.getloadavg()[0], "runnable"),
     ]
