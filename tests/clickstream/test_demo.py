@@ -1,0 +1,148 @@
+"""``clickstream demo`` end to end: the real CLI in a subprocess, its final summary checked
+against the store it wrote, and its dashboard fetched over HTTP while it runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from clickstream.settings import Settings
+from clickstream.store import open_store
+
+CLICKS = 200_000
+RUN_TIMEOUT_S = 480
+DAY = "2015-02-01"  # the demo's event time starts at the synthetic month's first day
+
+
+class DemoProcess:
+    """``clickstream demo`` in a subprocess; stdout collected line by line on a thread."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("clickstream")), "demo", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for line in list(self.lines):
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            ended = self.proc.poll() is not None and not self._reader.is_alive()
+            if ended or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines))
+
+    def finish(self) -> int:
+        try:
+            code = self.proc.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=10)
+        return code
+
+    def summary_int(self, label: str) -> int:
+        match = self.wait_for_line(rf"^\s+{label}:\s+([\d,]+)", 0)
+        return int(match.group(1).replace(",", ""))
+
+
+def fetch_while_running(demo: DemoProcess, url: str) -> int:
+    """HTTP status of the dashboard page, fetched while the demo process is still running."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert demo.proc.poll() is None, "the demo ended before its dashboard was fetched"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+            assert demo.proc.poll() is None, "the demo ended while its dashboard was fetched"
+            return status
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def run_and_check(args: list[str], store_settings: Settings | None) -> tuple[DemoProcess, Settings]:
+    demo = DemoProcess(["--clicks", str(CLICKS), "--rate", "0", "--dashboard-port", "0", *args])
+    url = demo.wait_for_line(r"demo: dashboard at (http://\S+)", 120).group(1)
+    assert fetch_while_running(demo, url) == 200
+    code = demo.finish()
+    output = "\n".join(demo.lines)
+    assert code == 0, output
+    assert "demo: final summary" in output and "(stopped early)" not in output
+    run_dir = Path(demo.wait_for_line(r"^\s+run folder:\s+(\S+)", 0).group(1))
+    assert (run_dir / "summary.json").is_file()
+    if store_settings is None:  # embedded: the store file in the run folder
+        store_file = run_dir / "store.sqlite"
+        assert store_file.is_file(), output
+        store_settings = Settings(embedded_store_path=str(store_file))
+    generated = demo.summary_int("clicks generated")
+    counted = demo.summary_int("clicks counted")
+    assert generated == CLICKS
+    assert counted == generated
+    assert demo.summary_int("batch table rows") > 0
+    assert demo.summary_int("pagerank rows") > 0
+
+    # Independently, from the store the demo wrote:
+    store = open_store(store_settings)
+    try:
+        minutes = store.select("window_totals", {"window_ms": 60_000, "day": DAY})
+        assert sum(r["clicks"] + r["late_clicks"] for r in minutes) == generated
+        top_sources = store.select("top_articles", {"kind": "source"})
+        top_destinations = store.select("top_articles", {"kind": "destination"})
+        assert top_sources and top_destinations
+        assert store.select("top_destinations", {"source": top_sources[0]["title"]})
+        assert store.select("top_sources", {"destination": top_destinations[0]["title"]})
+        shares = store.select("link_type_share", {"scope": "all"})
+        assert sum(r["clicks"] for r in shares) == generated
+        for variant in ("weighted", "unweighted"):
+            runs = store.select("pagerank_runs", {"variant": variant})
+            assert runs and runs[0]["nodes"] > 0
+            assert store.select("pagerank_top", {"run_date": runs[0]["run_date"], "variant": variant})
+    finally:
+        store.close()
+    return demo, store_settings
+
+
+def test_demo_embedded_summary_matches_store(tmp_path: Path) -> None:
+    demo, _ = run_and_check(["--stack", "embedded", "--work-dir", str(tmp_path)], None)
+    assert any(line.startswith("demo: ") and " | clicks in " in line for line in demo.lines)
+
+
+@pytest.mark.integration
+def test_demo_local_stack_summary_matches_store(tmp_path: Path, isolated_cassandra_settings: Settings,
+                                               hdfs_url: str, unique_name: str) -> None:
+    from clickstream.archive import filesystem
+
+    archive = f"{hdfs_url}/tests/demo/{unique_name}"
+    try:
+        demo, _ = run_and_check(
+            ["--stack", "local", "--work-dir", str(tmp_path), "--topic", unique_name,
+             "--cassandra-keyspace", isolated_cassandra_settings.cassandra_keyspace,
+             "--archive-url", archive], isolated_cassandra_settings)
+        assert any(f"Kafka topic {unique_name}-demo-" in line for line in demo.lines)
+        fs, path = filesystem(archive)
+        assert fs.find(path), f"nothing archived under {archive}"
+    finally:
+        fs, path = filesystem(archive)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
