@@ -160,7 +160,7 @@ class Replay:
     clicks: Iterator[Click]
     planned: int  # clicks the iterator yields unless stopped
     start_ms: int  # event time of the span's start
-    span_ms: int
+    span_ms: int  # event time the planned clicks cover (the whole input may span more)
     spike_titles: tuple[str, ...]
     source: str
 
@@ -179,6 +179,8 @@ def plan_replay(options: DemoOptions, spool_dir: Path) -> Replay:
     wanted = options.clicks
     if wanted is None and options.duration_s is not None and options.rate_per_s:
         wanted = math.ceil(options.duration_s * options.rate_per_s)
+    if wanted is None and options.dump is None and options.synthetic_rows is None:
+        wanted = DEFAULT_CLICKS  # the in-process topic keeps every record in memory
     if options.dump is not None:
         if not options.dump.is_file():
             raise DemoError(f"--dump {options.dump}: no such file")
@@ -224,7 +226,8 @@ def plan_replay(options: DemoOptions, spool_dir: Path) -> Replay:
     clicks = expand_clicks(make_rows(), month=month, seed=options.seed, jitter_ms=options.jitter_ms,
                            limit=wanted, span_s=full_span_s, spike=spike, spool_dir=spool_dir)
     start_ms, _ = month_bounds(month)
-    return Replay(clicks, planned, start_ms, math.ceil(full_span_s * 1000),
+    played_span_ms = math.ceil(full_span_s * 1000 * min(1.0, planned / max(total, 1)))
+    return Replay(clicks, planned, start_ms, played_span_ms,
                   spike.titles if spike else (), source)
 
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,34 @@ def test_demo_local_stack_summary_matches_store(tmp_path: Path, isolated_cassand
         fs, path = filesystem(archive)
         if fs.exists(path):
             fs.rm(path, recursive=True)
+
+
+def test_run_settings_isolate_each_run(tmp_path: Path) -> None:
+    from clickstream.demo import run_settings
+
+    embedded = run_settings(Settings(work_dir=str(tmp_path)), tmp_path / "run1", "run1")
+    assert embedded.embedded_store_file == (tmp_path / "run1" / "store.sqlite").resolve()
+    assert embedded.archive == (tmp_path / "run1" / "archive").resolve().as_uri()
+    local = run_settings(Settings(stack="local", topic="t", consumer_group="g"), tmp_path / "r", "r2")
+    assert (local.topic, local.consumer_group, local.dashboard_pipeline) == ("t-demo-r2", "g-demo-r2",
+                                                                             "g-demo-r2")
+    assert local.archive == "hdfs://127.0.0.1:9000/clickstream/archive/demo/r2"
+    given = run_settings(Settings(stack="local", archive_url="hdfs://h:1/x"), tmp_path / "r", "r3")
+    assert given.archive == "hdfs://h:1/x"
+
+
+def test_plan_replay_gives_exactly_the_clicks_asked_in_the_span(tmp_path: Path) -> None:
+    from clickstream.demo import DemoOptions, plan_replay
+
+    replay = plan_replay(DemoOptions(clicks=20_000, rate_per_s=2_000, jitter_ms=0), tmp_path)
+    clicks = list(replay.clicks)
+    assert replay.planned == len(clicks) == 20_000
+    ts = [c.ts_ms for c in clicks]
+    assert ts == sorted(ts)
+    # 10 event seconds per wall second at 2,000 clicks/s: 100 s of event time
+    assert replay.start_ms <= ts[0] and ts[-1] < replay.start_ms + replay.span_ms
+    assert 90_000 <= replay.span_ms <= 110_000
+    # the default spike: 300 extra clicks on each of 3 titles, a third into the span
+    spike_window = Counter(c.curr for c in clicks if c.prev == "other-external"
+                           and replay.start_ms + 33_000 <= c.ts_ms < replay.start_ms + 41_000)
+    assert [n >= 300 for _, n in spike_window.most_common(3)] == [True, True, True]
