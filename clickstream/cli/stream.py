@@ -35,7 +35,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.sources.kafka import SourceError
 
     if settings.log_level == "INFO":
-        logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter
+        for chatty in ("kafka", "distributed"):  # per-connection and per-worker chatter
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     if not settings.kafka_bootstrap:
         raise CliError("no Kafka bootstrap servers: use --stack local or --kafka-bootstrap-servers "
                        "(the embedded stack's in-process topic is reachable only from Python: "

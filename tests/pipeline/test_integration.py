@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from clickstream.archive import filesystem
 from clickstream.events import Click
 from clickstream.memory_topic import MemoryTopic, partition_for
 from clickstream.settings import Settings
@@ -119,11 +120,26 @@ def cassandra_run(million, services_running: Settings, tmp_path_factory, dask_cl
         summary = pipe.run(until_idle_s=2)
     yield {"settings": settings, "summary": summary, "partitions": partitions,
            "tables": dump_cassandra(settings, (*COMPARED, "trending"))}
+    remove_archive(settings.archive)
     cluster, session = connect(settings)
     try:
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture
+def hdfs_archive(services_running: Settings, unique_name: str) -> Iterator[str]:
+    """An archive URL of its own on HDFS, removed afterwards."""
+    url = f"{services_running.hdfs_url}/tests/{unique_name}"
+    yield url
+    remove_archive(url)
+
+
+def remove_archive(url: str) -> None:
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def test_million_clicks_kafka_to_cassandra_and_hdfs_are_exact(cassandra_run, million, million_expected,
@@ -173,10 +189,10 @@ def test_same_records_in_memory_give_identical_tables(cassandra_run, million, da
 
 
 def test_late_clicks_are_counted_late_and_archived(isolated_cassandra_settings: Settings, unique_name: str,
-                                                   dask_client) -> None:
+                                                   hdfs_archive: str, dask_client) -> None:
     settings = isolated_cassandra_settings.replace(
         topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
-        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}")
+        archive_url=hdfs_archive)
     on_time = make_clicks(300, seed=9, limit=20_000, span_s=100)
     t0 = on_time[0].ts_ms - on_time[0].ts_ms % 60_000
     late = [Click((1 << 50) + i, t0 + i * 20, "other-search", c.curr, "external")
@@ -206,11 +222,10 @@ def test_late_clicks_are_counted_late_and_archived(isolated_cassandra_settings: 
 
 
 def test_restart_after_clean_stop_resumes_without_double_counting(
-        isolated_cassandra_settings: Settings, unique_name: str, dask_client) -> None:
+        isolated_cassandra_settings: Settings, unique_name: str, hdfs_archive: str, dask_client) -> None:
     settings = isolated_cassandra_settings.replace(
         topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
-        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}",
-        stream_batch_records=4_000)
+        archive_url=hdfs_archive, stream_batch_records=4_000)
     clicks = make_clicks(400, seed=11, limit=30_000, span_s=120)
     recs = list(records(clicks))
     produce(settings, settings.topic, [(k, v) for k, v, _n, _t in recs])
