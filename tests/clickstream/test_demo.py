@@ -124,6 +124,7 @@ def run_and_check(args: list[str], store_settings: Settings | None) -> tuple[Dem
     return demo, store_settings
 
 
+@pytest.mark.integration  # no servers, but it runs Spark (the marker's definition)
 def test_demo_embedded_summary_matches_store(tmp_path: Path) -> None:
     demo, _ = run_and_check(["--stack", "embedded", "--work-dir", str(tmp_path)], None)
     assert any(line.startswith("demo: ") and " | clicks in " in line for line in demo.lines)
