@@ -121,7 +121,7 @@ class DemoSummary:
             f"  windows written:   {self.windows_written:,}",
             f"  dead letters:      {self.dead_letters:,}",
             f"  batch table rows:  {self.batch_rows:,} ({tables}); "
-            f"in store {self.batch_rows_in_store:,}",
+            f"read back from the store's global partitions {self.batch_rows_in_store:,}",
             f"  pagerank rows:     {self.pagerank_rows_in_store:,} "
             f"({', '.join(self.pagerank_variants) or '-'})",
             f"  spark jobs:        {self.jobs}",
