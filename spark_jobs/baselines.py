@@ -4,8 +4,12 @@
   starts at 1.0; each iteration joins links with ranks, spreads rank/outdegree along the
   links and sets rank = 0.15 + 0.85 * received. No dangling handling, a fixed iteration
   count (10), and a shuffle-heavy join per iteration.
-- ``read_json_clicks``: the same events as JSON lines, read the way that platform did
-  (``spark.read.json`` with schema inference), to run the same batch computations on.
+- ``json_table_job``: one batch table computed the way that platform's batch jobs worked:
+  one Spark job per table, each reading the raw JSON lines itself (``spark.read.json``
+  with schema inference: one pass to infer, one to parse) and aggregating the raw clicks
+  straight into its table. Each job caches the columns it parsed for the several
+  aggregations its table needs (so no job parses the file twice), and computes exactly
+  the rows of ``spark_jobs.batch_tables`` for the whole input (every day whole).
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from __future__ import annotations
 from operator import add
 from typing import TYPE_CHECKING
 
+from spark_jobs.batch_tables import BASE_INPUT_COLUMNS, DEFAULT_TOP_N, derive_tables, with_day
+from spark_jobs.source import HOUR_MS
+
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pyspark import RDD
     from pyspark.sql import DataFrame, SparkSession
 
 ORIGINAL_ITERATIONS = 10
@@ -21,17 +31,43 @@ ORIGINAL_ITERATIONS = 10
 
 def rdd_pagerank(edges: DataFrame, iterations: int = ORIGINAL_ITERATIONS) -> dict[str, float]:
     """Ranks after ``iterations`` rounds of the RDD loop over distinct (prev, curr) edges."""
+    links = rdd_links(edges)
+    try:
+        return dict(rdd_iterate(links, iterations).collect())
+    finally:
+        links.unpersist()
+
+
+def rdd_links(edges: DataFrame) -> RDD[tuple[str, Iterable[str]]]:
+    """The loop's input: page -> its distinct destinations, cached and materialised."""
     links = edges.select("prev", "curr").distinct().rdd.map(tuple).groupByKey().cache()
+    links.count()
+    return links
+
+
+def rdd_iterate(links: RDD[tuple[str, Iterable[str]]], iterations: int) -> RDD[tuple[str, float]]:
+    """``iterations`` rounds of the join loop from rank 1.0 everywhere (lazy)."""
     ranks = links.mapValues(lambda _: 1.0)
     for _ in range(iterations):
         contributions = links.join(ranks).flatMap(
             lambda page: [(dest, page[1][1] / len(page[1][0])) for dest in page[1][0]])
         ranks = contributions.reduceByKey(add).mapValues(lambda received: 0.15 + 0.85 * received)
-    result = dict(ranks.collect())
-    links.unpersist()
-    return result
+    return ranks
 
 
 def read_json_clicks(spark: SparkSession, path: str) -> DataFrame:
     """JSON-lines clicks (archive columns) with an inferred schema, as the 2017 platform read them."""
     return spark.read.json(path)
+
+
+def json_table_job(spark: SparkSession, path: str, table_name: str, top_n: int = DEFAULT_TOP_N
+                   ) -> tuple[DataFrame, DataFrame]:
+    """One table's job over JSON-lines clicks: (the table, lazily; the cached parsed input
+    to unpersist after writing it). Reads the file now (schema inference)."""
+    from pyspark.sql import functions as F
+
+    parsed = read_json_clicks(spark, path).select(*BASE_INPUT_COLUMNS).cache()
+    rows = with_day(parsed.withColumn("hour_ms", F.col("ts_ms") - F.col("ts_ms") % F.lit(HOUR_MS))
+                    .withColumn("clicks", F.lit(1)))
+    edges = rows.groupBy("prev", "curr").agg(F.sum("clicks").alias("clicks"))
+    return derive_tables(rows, edges, "all", None, top_n)[table_name], parsed

@@ -16,7 +16,13 @@ import time
 from typing import TYPE_CHECKING
 
 from clickstream.settings import Settings
-from spark_jobs.batch_tables import BATCH_TABLES, DEFAULT_TOP_N, RANKED_TABLES, compute_tables
+from spark_jobs.batch_tables import (
+    BATCH_TABLES,
+    DEFAULT_TOP_N,
+    RANKED_TABLES,
+    REPLACED_TABLES,
+    compute_tables,
+)
 from spark_jobs.entry import archive_and_range, submit_main
 from spark_jobs.sink import replace_ranked, write_table
 from spark_jobs.source import HourRange, read_clicks
@@ -37,16 +43,18 @@ def run_batch(spark: SparkSession, settings: Settings, archive_url: str, hours: 
     """Compute and write every batch table; returns rows written per table."""
     if top_n < 1:
         raise ValueError(f"top_n: {top_n} must be at least 1")
-    tables = compute_tables(read_clicks(spark, archive_url, hours), hours, top_n)
+    tables, persisted = compute_tables(read_clicks(spark, archive_url, hours), hours, top_n)
     written: dict[str, int] = {}
     try:
         for name in BATCH_TABLES:
-            if name in RANKED_TABLES:
-                written[name] = replace_ranked(spark, tables[name], name, settings)
+            if name in REPLACED_TABLES:
+                written[name] = replace_ranked(spark, tables[name], name, settings,
+                                               drop_vanished=name in RANKED_TABLES)
             else:
                 written[name] = write_table(tables[name], name, settings)
     finally:
-        tables["_base"].unpersist()
+        for df in persisted:
+            df.unpersist()
     return written
 
 

@@ -44,6 +44,9 @@ def spark_conf(settings: Settings, *, cassandra: bool, app_name: str = "clickstr
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
+        # toPandas / createDataFrame(pandas) through Arrow: the embedded store's writes and
+        # PageRank's edge list move as columns, not as pickled rows.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.bindAddress": settings.bind_address,
         "spark.driver.host": settings.bind_address,
     }

@@ -39,12 +39,14 @@ def conform(df: DataFrame, table_name: str) -> DataFrame:
 
 
 def _local_rows(df: DataFrame) -> Iterator[list[tuple[Any, ...]]]:
-    """The DataFrame's rows on the driver in chunks of plain Python tuples (via Arrow)."""
+    """The DataFrame's rows on the driver in chunks of plain Python tuples.
+
+    One Arrow transfer (``toPandas`` with Arrow enabled in ``spark_jobs.session``), then
+    column-wise ``tolist`` (native Python values, as SQLite wants them)."""
     frame = df.toPandas()
-    records = list(frame.itertuples(index=False, name=None))
-    for i in range(0, len(records), UPSERT_CHUNK_ROWS):
-        yield [tuple(v.item() if hasattr(v, "item") else v for v in row)
-               for row in records[i:i + UPSERT_CHUNK_ROWS]]
+    columns = [frame[name].tolist() for name in frame.columns]
+    for i in range(0, len(frame), UPSERT_CHUNK_ROWS):
+        yield list(zip(*(col[i:i + UPSERT_CHUNK_ROWS] for col in columns), strict=True))
 
 
 def write_table(df: DataFrame, table_name: str, settings: Settings) -> int:
@@ -68,16 +70,18 @@ def write_table(df: DataFrame, table_name: str, settings: Settings) -> int:
         store.close()
 
 
-def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings: Settings) -> int:
-    """Write a top-N table so that each of its partitions holds exactly ``df``'s ranks.
+def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings: Settings, *,
+                   drop_vanished: bool = True) -> int:
+    """Write a table so that each of ``df``'s partitions holds exactly ``df``'s rows.
 
-    A re-run on changed input can produce fewer ranks for a partition (or none): the old
-    rows beyond the new count would be stale. Partitions that would keep stale ranks are
+    A re-run on changed input can produce fewer rows for a partition (fewer ranks, a link
+    type gone): the old rows would be stale. Partitions that would keep stale rows are
     deleted before the write (a reader may see such a partition empty for that moment):
 
-    - Cassandra: the table's existing (partition, rank) keys are read with the connector
-      and anti-joined with the new ones; every partition with a leftover key is deleted,
-      including partitions the new input no longer has.
+    - Cassandra: the table's existing primary keys are read with the connector and
+      anti-joined with the new ones; every partition with a leftover key is deleted,
+      including partitions the new input no longer has when ``drop_vanished`` (top-N
+      tables: they describe the last run's input), else only partitions ``df`` rewrites.
     - embedded: every partition present in ``df`` is deleted and rewritten; partitions the
       new input no longer has at all stay (the embedded store has no table scan).
     """
@@ -88,8 +92,11 @@ def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings
         existing = (spark.read.format(CASSANDRA_FORMAT)
                     .options(keyspace=settings.cassandra_keyspace, table=table_name).load()
                     .select(*keys))
-        stale = (existing.join(df.select(*keys), on=keys, how="left_anti")
-                 .select(*t.partition_names).distinct().collect())
+        leftover = existing.join(df.select(*keys), on=keys, how="left_anti")
+        if not drop_vanished:
+            leftover = leftover.join(df.select(*t.partition_names).distinct(), on=list(t.partition_names),
+                                     how="left_semi")
+        stale = leftover.select(*t.partition_names).distinct().collect()
     else:
         stale = df.select(*t.partition_names).distinct().collect()
     if stale:

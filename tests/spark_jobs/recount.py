@@ -50,7 +50,9 @@ def batch_tables(clicks: pd.DataFrame, top_n: int, scope: str = "all",
         for (key, bucket), n in daily.groupby([column, "day_ms"]).size().items():
             rollups.add((metric, "day", key, int(bucket), int(n)))
     shares: set[tuple[Any, ...]] = set()
-    for scope_name, part in [(scope, frame)] + [(f"day:{d}", g) for d, g in daily.groupby("day")]:
+    scoped = ([(scope, frame)] + [(f"day:{d}", g) for d, g in daily.groupby("day")]
+              + [(str(title), g) for title, g in frame.groupby("curr")])
+    for scope_name, part in scoped:
         counts = part.groupby("link_type").size()
         for link_type, n in counts.items():
             shares.add((scope_name, link_type, int(n), int(n) / int(counts.sum())))

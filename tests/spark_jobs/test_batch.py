@@ -1,8 +1,13 @@
-"""Batch tables job against a pandas recount, from file:// and hdfs://, into both stores."""
+"""Batch tables job against a pandas recount, from file:// and hdfs://, into both stores;
+the 2017-style JSON baseline computes the same tables; the job runs under spark-submit."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -12,88 +17,136 @@ from clickstream.settings import Settings
 from spark_jobs.batch import run_batch
 from spark_jobs.batch_tables import BATCH_TABLES, RANKED_TABLES
 from spark_jobs.source import HourRange, JobInputError
-from tests.spark_jobs.archive_builder import generate_clicks, write_archive
+from tests.spark_jobs.archive_builder import write_archive
 from tests.spark_jobs.recount import batch_tables
 from tests.spark_jobs.tables_dump import dump_table
 
 pytestmark = pytest.mark.integration
 TOP_N = 5
+SHARED_WHOLE_DAYS = {"2015-02-02"}  # shared_clicks span 2015-02-01T00..2015-02-03T01
+ALL_DAYS = {"2015-02-01", "2015-02-02", "2015-02-03"}
 
 
-def _archive(kind: str, tmp_path: Path, hdfs_url: str, unique_name: str) -> str:
-    if kind == "file":
-        return (tmp_path / "archive").as_uri()
-    return f"{hdfs_url}/tests/spark_jobs/{unique_name}"
+def _diff(name: str, got: set[Any], want: set[Any]) -> str:
+    return (f"{name}: {len(got - want)} unexpected rows {sorted(got - want)[:3]}, "
+            f"{len(want - got)} missing {sorted(want - got)[:3]}")
 
 
-def _settings(backend: str, request: pytest.FixtureRequest) -> Settings:
-    if backend == "cassandra":
-        return request.getfixturevalue("isolated_cassandra_settings")
-    return request.getfixturevalue("embedded_settings")
-
-
-def _assert_tables(settings: Settings, expected: dict[str, set],
+def _assert_tables(settings: Settings, expected: dict[str, set[Any]],
                    names: tuple[str, ...] = BATCH_TABLES) -> None:
     for name in names:
         got = dump_table(settings, name)
-        assert got == expected[name], (f"{name}: {len(got - expected[name])} unexpected rows "
-                                       f"{sorted(got - expected[name])[:3]}, {len(expected[name] - got)} "
-                                       f"missing {sorted(expected[name] - got)[:3]}")
+        assert got == expected[name], _diff(name, got, expected[name])
 
 
-@pytest.mark.parametrize(("archive_kind", "backend"),
-                         [("file", "embedded"), ("hdfs", "cassandra")])
-def test_batch_tables_equal_pandas_recount(spark: object, request: pytest.FixtureRequest, tmp_path: Path,
-                                           services_running: Settings, unique_name: str,
-                                           archive_kind: str, backend: str) -> None:
-    clicks = generate_clicks(4000, seed=11)
-    url = _archive(archive_kind, tmp_path, services_running.hdfs_url, unique_name)
-    write_archive(clicks, url)
-    settings = _settings(backend, request)
+def _assert_rewritten_shares(settings: Settings, expected: set[Any]) -> None:
+    """The link_type_share partitions (scopes) ``expected`` has hold exactly its rows."""
+    scopes = {row[0] for row in expected}
+    got = {row for row in dump_table(settings, "link_type_share") if row[0] in scopes}
+    assert got == expected, _diff("link_type_share", got, expected)
+
+
+def _changed_input(first: pd.DataFrame) -> pd.DataFrame:
+    """At most 2 clicks kept per source and per destination: most partitions now have
+    fewer than TOP_N neighbours (and some articles lose link types)."""
+    keep = first.groupby("prev").head(2).index.union(first.groupby("curr").head(2).index)
+    return first.loc[keep].reset_index(drop=True)
+
+
+def test_file_archive_into_embedded_store(spark: object, embedded_settings: Settings, shared_archive: Path,
+                                          shared_clicks: pd.DataFrame, tmp_path: Path) -> None:
+    """Equal to the recount; a re-run is idempotent; changed input leaves no stale rows in
+    the partitions it rewrites."""
+    url = shared_archive.as_uri()
+    expected = batch_tables(shared_clicks, TOP_N, whole_days=ALL_DAYS)
+    written = run_batch(spark, embedded_settings, url, HourRange(), top_n=TOP_N)
+    assert written == {name: len(rows) for name, rows in expected.items()}
+    _assert_tables(embedded_settings, expected)
+    run_batch(spark, embedded_settings, url, HourRange(), top_n=TOP_N)
+    _assert_tables(embedded_settings, expected)
+
+    second = _changed_input(shared_clicks)
+    # The embedded store cannot find partitions that vanished: keep every title.
+    assert set(second["prev"]) == set(shared_clicks["prev"])
+    assert set(second["curr"]) == set(shared_clicks["curr"])
+    write_archive(second, (tmp_path / "changed").as_uri())
+    run_batch(spark, embedded_settings, (tmp_path / "changed").as_uri(), HourRange(), top_n=TOP_N)
+    expected = batch_tables(second, TOP_N, whole_days=ALL_DAYS)
+    _assert_tables(embedded_settings, expected, RANKED_TABLES)
+    _assert_rewritten_shares(embedded_settings, expected["link_type_share"])
+
+
+def test_hdfs_archive_into_cassandra(spark: object, isolated_cassandra_settings: Settings,
+                                     hdfs_url: str, unique_name: str, shared_clicks: pd.DataFrame) -> None:
+    """Equal to the recount; on changed input, top-N partitions that vanished are deleted
+    and rewritten partitions keep no stale rows."""
+    settings = isolated_cassandra_settings
+    first_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}/first"
+    second_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}/second"
     try:
-        written = run_batch(spark, settings, url, HourRange(), top_n=TOP_N)
-        expected = batch_tables(clicks, TOP_N)
+        write_archive(shared_clicks, first_url)
+        expected = batch_tables(shared_clicks, TOP_N, whole_days=ALL_DAYS)
+        written = run_batch(spark, settings, first_url, HourRange(), top_n=TOP_N)
         assert written == {name: len(rows) for name, rows in expected.items()}
         _assert_tables(settings, expected)
-        run_batch(spark, settings, url, HourRange(), top_n=TOP_N)  # idempotent re-run
-        _assert_tables(settings, expected)
-    finally:
-        if archive_kind == "hdfs":
-            fs, path = filesystem(url)
-            fs.rm(path, recursive=True)
 
-
-@pytest.mark.parametrize("backend", ["embedded", "cassandra"])
-def test_rerun_on_changed_input_leaves_no_stale_ranks(spark: object, request: pytest.FixtureRequest,
-                                                      tmp_path: Path, backend: str) -> None:
-    settings = _settings(backend, request)
-    first = generate_clicks(3000, seed=5)
-    write_archive(first, (tmp_path / "a").as_uri())
-    run_batch(spark, settings, (tmp_path / "a").as_uri(), HourRange(), top_n=TOP_N)
-    # Same titles, at most 2 clicks per source and per destination kept: most partitions
-    # now have fewer than TOP_N neighbours.
-    keep = first.groupby("prev").head(2).index.union(first.groupby("curr").head(2).index)
-    second = first.loc[keep].reset_index(drop=True)
-    if backend == "embedded":  # the embedded store cannot find partitions that vanished
-        assert set(second["prev"]) == set(first["prev"]) and set(second["curr"]) == set(first["curr"])
-    else:  # Cassandra removes partitions that vanished too
+        second = _changed_input(shared_clicks)
         second = second[second["prev"] != "Article_3"]
-    write_archive(second, (tmp_path / "b").as_uri())
-    run_batch(spark, settings, (tmp_path / "b").as_uri(), HourRange(), top_n=TOP_N)
-    _assert_tables(settings, batch_tables(second, TOP_N), RANKED_TABLES)
+        write_archive(second, second_url)
+        run_batch(spark, settings, second_url, HourRange(), top_n=TOP_N)
+        expected = batch_tables(second, TOP_N, whole_days=ALL_DAYS)
+        _assert_tables(settings, expected, RANKED_TABLES)
+        _assert_rewritten_shares(settings, expected["link_type_share"])
+    finally:
+        fs, path = filesystem(f"{hdfs_url}/tests/spark_jobs/{unique_name}")
+        fs.rm(path, recursive=True)
 
 
-def test_hour_range_reads_only_its_hours(spark: object, embedded_settings: Settings, tmp_path: Path) -> None:
-    clicks = generate_clicks(3000, seed=9, hours=50)  # 2015-02-01T00 .. 2015-02-03T01
-    url = (tmp_path / "archive").as_uri()
-    write_archive(clicks, url)
-    hours = HourRange.parse("2015-02-01T20", "2015-02-02")
-    run_batch(spark, embedded_settings, url, hours, top_n=TOP_N)
-    stamp = pd.to_datetime(clicks["ts_ms"], unit="ms", utc=True)
-    inside = clicks[(stamp >= pd.Timestamp("2015-02-01T20:00Z"))
-                    & (stamp < pd.Timestamp("2015-02-03T00:00Z"))]
-    expected = batch_tables(inside, TOP_N, scope="2015-02-01T20..2015-02-02T23", whole_days={"2015-02-02"})
-    _assert_tables(embedded_settings, expected)
+def test_json_baseline_computes_the_same_tables(spark: Any, shared_clicks: pd.DataFrame,
+                                                tmp_path: Path) -> None:
+    """The benchmark's 2017-style baseline (one JSON job per table) is a fair comparison:
+    it produces exactly the job's rows."""
+    from spark_jobs.baselines import json_table_job
+    from spark_jobs.sink import conform
+
+    json_path = tmp_path / "clicks.jsonl"
+    shared_clicks.to_json(json_path, orient="records", lines=True)
+    expected = batch_tables(shared_clicks, TOP_N, whole_days=ALL_DAYS)
+    for name in BATCH_TABLES:
+        table, parsed = json_table_job(spark, json_path.as_uri(), name, top_n=TOP_N)
+        got = {tuple(row) for row in conform(table, name).collect()}
+        parsed.unpersist()
+        assert got == expected[name], _diff(name, got, expected[name])
+
+
+def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_clicks: pd.DataFrame,
+                                                   tmp_path: Path) -> None:
+    """spark_jobs/batch.py through pyspark's own bin/spark-submit, the code shipped as the
+    --py-files zip, an hour range, into a fresh embedded store."""
+    import pyspark
+
+    from spark_jobs.package import build_zip
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    py_files = build_zip(tmp_path / "jobs.zip")
+    job = Path(__file__).resolve().parents[2] / "spark_jobs" / "batch.py"
+    settings = Settings(stack="embedded", work_dir=str(tmp_path / "work"), store="embedded")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
+    env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+               "--py-files", str(py_files), str(job), shared_archive.as_uri(),
+               "--from", "2015-02-01T20", "--to", "2015-02-02", "--top-n", str(TOP_N),
+               "--stack", "embedded", "--store", "embedded", "--work-dir", settings.work_dir]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "batch: top_destinations:" in done.stdout
+
+    stamp = pd.to_datetime(shared_clicks["ts_ms"], unit="ms", utc=True)
+    inside = shared_clicks[(stamp >= pd.Timestamp("2015-02-01T20:00Z"))
+                           & (stamp < pd.Timestamp("2015-02-03T00:00Z"))]
+    assert 0 < len(inside) < len(shared_clicks)
+    _assert_tables(settings, batch_tables(inside, TOP_N, scope="2015-02-01T20..2015-02-02T23",
+                                          whole_days=SHARED_WHOLE_DAYS))
 
 
 def test_bad_range_and_missing_archive_are_named(spark: object, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import pytest
 from clickstream.settings import Settings
 from clickstream.store import open_store
 from spark_jobs.pagerank_math import ClickGraph, build_graph, graph_pagerank, pagerank, top_n
-from tests.spark_jobs.archive_builder import generate_clicks, write_archive
 
 TOL = 1e-12
 
@@ -119,13 +118,12 @@ def test_real_sample_agrees_with_networkx(shared_data_dir: Path, name: str, read
 
 @pytest.mark.integration
 def test_job_writes_ranks_matching_networkx(spark: object, embedded_settings: Settings,
-                                            tmp_path: Path) -> None:
+                                            shared_archive: Path, shared_clicks: pd.DataFrame) -> None:
     from spark_jobs.pagerank import run_pagerank
     from spark_jobs.source import HourRange
 
-    clicks = generate_clicks(3000, seed=21)
-    url = (tmp_path / "archive").as_uri()
-    write_archive(clicks, url)
+    clicks = shared_clicks
+    url = shared_archive.as_uri()
     runs = run_pagerank(spark, embedded_settings, url, HourRange(), tol=TOL, max_iter=2000, top=10,
                         run_date="2015-03-01")
     assert [r.variant for r in runs] == ["weighted", "unweighted"]
@@ -136,7 +134,7 @@ def test_job_writes_ranks_matching_networkx(spark: object, embedded_settings: Se
             graph = build_graph(edges["prev"].to_numpy(), edges["curr"].to_numpy(),
                                 edges["clicks"].to_numpy(), weighted=weighted)
             expected = pd.Series(_networkx_scores(graph, weighted), index=graph.titles)
-            ranks_dir = tmp_path / "archive" / "pagerank" / "run_date=2015-03-01" / f"variant={run.variant}"
+            ranks_dir = shared_archive / "pagerank" / "run_date=2015-03-01" / f"variant={run.variant}"
             written = pd.read_parquet(ranks_dir).set_index("title")["score"]
             assert set(written.index) == set(expected.index)
             assert np.abs(written.reindex(expected.index).to_numpy() - expected.to_numpy()).sum() < 1e-9
