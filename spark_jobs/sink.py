@@ -3,8 +3,8 @@
 - ``settings.store_backend == "cassandra"``: the connector's DataFrame writer
   (``org.apache.spark.sql.cassandra``); executors write in parallel, each row an upsert by
   primary key.
-- otherwise: rows are collected to the driver (Arrow) and upserted through
-  ``clickstream.store`` (SQLite).
+- otherwise: each table comes to the driver in one Arrow transfer and is upserted
+  through ``clickstream.store`` (SQLite) in chunks.
 
 Both are idempotent: writing the same DataFrame twice leaves the same rows.
 ``replace_ranked`` also removes ranks a previous run left behind (see its docstring).
@@ -21,6 +21,7 @@ from clickstream.store import open_store
 from clickstream.store.tables import TABLES
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
@@ -38,15 +39,23 @@ def conform(df: DataFrame, table_name: str) -> DataFrame:
                       for f in table_schema(table_name).fields])
 
 
-def _local_rows(df: DataFrame) -> Iterator[list[tuple[Any, ...]]]:
-    """The DataFrame's rows on the driver in chunks of plain Python tuples.
-
-    One Arrow transfer (``toPandas`` with Arrow enabled in ``spark_jobs.session``), then
-    column-wise ``tolist`` (native Python values, as SQLite wants them)."""
-    frame = df.toPandas()
+def _chunks(frame: pd.DataFrame) -> Iterator[list[tuple[Any, ...]]]:
+    """A driver-side frame's rows in chunks of plain Python tuples (column-wise ``tolist``
+    gives native Python values, as SQLite wants them)."""
     columns = [frame[name].tolist() for name in frame.columns]
     for i in range(0, len(frame), UPSERT_CHUNK_ROWS):
         yield list(zip(*(col[i:i + UPSERT_CHUNK_ROWS] for col in columns), strict=True))
+
+
+def _upsert_frame(frame: pd.DataFrame, table_name: str, settings: Settings,
+                  clear: list[dict[str, Any]] | None = None) -> int:
+    store = open_store(settings)
+    try:
+        for partition in clear or []:
+            store.delete_partition(table_name, partition)
+        return sum(store.upsert(table_name, chunk) for chunk in _chunks(frame))
+    finally:
+        store.close()
 
 
 def write_table(df: DataFrame, table_name: str, settings: Settings) -> int:
@@ -60,14 +69,8 @@ def write_table(df: DataFrame, table_name: str, settings: Settings) -> int:
          .mode("append").save())
         df.unpersist()
         return n_rows
-    store = open_store(settings)
-    try:
-        n_rows = 0
-        for chunk in _local_rows(df):
-            n_rows += store.upsert(table_name, chunk)
-        return n_rows
-    finally:
-        store.close()
+    # One Arrow transfer (Arrow is enabled in spark_jobs.session).
+    return _upsert_frame(df.toPandas(), table_name, settings)
 
 
 def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings: Settings, *,
@@ -86,19 +89,22 @@ def replace_ranked(spark: SparkSession, df: DataFrame, table_name: str, settings
       new input no longer has at all stay (the embedded store has no table scan).
     """
     t = TABLES[table_name]
-    df = conform(df, table_name).cache()
+    df = conform(df, table_name)
+    if settings.store_backend != "cassandra":
+        frame = df.toPandas()
+        clear = frame[list(t.partition_names)].drop_duplicates().to_dict("records")
+        log.info("%s: clearing %d partitions before rewriting", table_name, len(clear))
+        return _upsert_frame(frame, table_name, settings, clear)
+    df = df.cache()
     keys = list(t.partition_names) + list(t.clustering_names)
-    if settings.store_backend == "cassandra":
-        existing = (spark.read.format(CASSANDRA_FORMAT)
-                    .options(keyspace=settings.cassandra_keyspace, table=table_name).load()
-                    .select(*keys))
-        leftover = existing.join(df.select(*keys), on=keys, how="left_anti")
-        if not drop_vanished:
-            leftover = leftover.join(df.select(*t.partition_names).distinct(), on=list(t.partition_names),
-                                     how="left_semi")
-        stale = leftover.select(*t.partition_names).distinct().collect()
-    else:
-        stale = df.select(*t.partition_names).distinct().collect()
+    existing = (spark.read.format(CASSANDRA_FORMAT)
+                .options(keyspace=settings.cassandra_keyspace, table=table_name).load()
+                .select(*keys))
+    leftover = existing.join(df.select(*keys), on=keys, how="left_anti")
+    if not drop_vanished:
+        leftover = leftover.join(df.select(*t.partition_names).distinct(), on=list(t.partition_names),
+                                 how="left_semi")
+    stale = leftover.select(*t.partition_names).distinct().collect()
     if stale:
         store = open_store(settings)
         try:
