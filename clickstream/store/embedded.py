@@ -93,7 +93,7 @@ class EmbeddedStore:
 
     def ping(self) -> None:
         if not self.path.exists():
-            raise StoreError(f"embedded store file {self.path} is gone")
+            raise StoreError(f"embedded store file {self.path} does not exist (removed while open)")
         with self._lock:
             self._conn.execute("SELECT 1")
 
