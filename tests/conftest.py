@@ -101,3 +101,18 @@ def isolated_cassandra_settings(services_running: Settings, unique_name: str) ->
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def spark(local_settings: Settings) -> Iterator[object]:
+    """The one local[2] SparkSession of the test process, with the Cassandra connector.
+
+    One per process on purpose: PySpark keeps its JVM after ``stop()``, and a later
+    session cannot add ``spark.jars.packages`` to a JVM that started without them.
+    """
+    from spark_jobs.session import build_session
+
+    session = build_session(local_settings.replace(spark_master="local[2]"), cassandra=True,
+                            app_name="clickstream-tests")
+    yield session
+    session.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 
 import pyarrow as pa
@@ -84,18 +83,10 @@ def test_parquet_write_read_through_fsspec(scheme: str, tmp_path, hdfs_url: str,
     assert back.equals(written)
 
 
-def test_spark_reads_parquet_from_hdfs(hdfs_url: str, unique_name: str) -> None:
-    from pyspark.sql import SparkSession
-
+def test_spark_reads_parquet_from_hdfs(spark, hdfs_url: str, unique_name: str) -> None:
     url = f"{hdfs_url}/tests/{unique_name}"
     _write_and_read_parquet(url)
-    spark = (SparkSession.builder.master("local[1]").appName(f"foundation-{uuid.uuid4().hex[:6]}")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-             .getOrCreate())
-    try:
-        df = spark.read.parquet(url)
-        counts = {r["curr"]: r["count"] for r in df.groupBy("curr").count().collect()}
-    finally:
-        spark.stop()
+    df = spark.read.parquet(url)
+    counts = {r["curr"]: r["count"] for r in df.groupBy("curr").count().collect()}
     assert sum(counts.values()) == 1000
     assert counts["title-0"] == 143
