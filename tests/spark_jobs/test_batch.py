@@ -76,15 +76,15 @@ def test_file_archive_into_embedded_store(spark: object, embedded_settings: Sett
     _assert_rewritten_shares(embedded_settings, expected["link_type_share"])
 
 
-def test_hdfs_archive_into_cassandra(spark: object, isolated_cassandra_settings: Settings,
-                                     hdfs_url: str, unique_name: str, shared_clicks: pd.DataFrame) -> None:
+def test_hdfs_archive_into_cassandra(spark: object, isolated_cassandra_settings: Settings, hdfs_url: str,
+                                     unique_name: str, shared_clicks: pd.DataFrame, tmp_path: Path) -> None:
     """Equal to the recount; on changed input, top-N partitions that vanished are deleted
     and rewritten partitions keep no stale rows."""
     settings = isolated_cassandra_settings
-    first_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}/first"
-    second_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}/second"
+    first_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}"
+    second_url = (tmp_path / "changed").as_uri()  # each HDFS file costs ~0.5 s to write: one archive there
     try:
-        write_archive(shared_clicks, first_url)
+        write_archive(shared_clicks, first_url, files_per_hour=1)
         expected = batch_tables(shared_clicks, TOP_N, whole_days=ALL_DAYS)
         written = run_batch(spark, settings, first_url, HourRange(), top_n=TOP_N)
         assert written == {name: len(rows) for name, rows in expected.items()}
@@ -98,7 +98,7 @@ def test_hdfs_archive_into_cassandra(spark: object, isolated_cassandra_settings:
         _assert_tables(settings, expected, RANKED_TABLES)
         _assert_rewritten_shares(settings, expected["link_type_share"])
     finally:
-        fs, path = filesystem(f"{hdfs_url}/tests/spark_jobs/{unique_name}")
+        fs, path = filesystem(first_url)
         fs.rm(path, recursive=True)
 
 
