@@ -288,8 +288,23 @@ _COMMANDS: dict[str, Callable[[Settings, str], list[str]]] = {
 # -- health ----------------------------------------------------------------------------
 
 
+def _accepts_connections(host: str, port: int, timeout_s: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def check_health(settings: Settings, name: str, timeout_s: float = 5.0) -> str:
-    """Return a short health description, or raise an exception if unhealthy."""
+    """Return a short health description, or raise an exception if unhealthy.
+
+    A server whose main port refuses connections is reported at once: the clients would
+    otherwise retry for a long time (hdfs-native for minutes) before giving up.
+    """
+    main_port = next(iter(ports(settings, name).values()))
+    if not _accepts_connections(settings.bind_address, main_port, timeout_s):
+        raise ServiceError(f"nothing listens on {settings.bind_address}:{main_port}")
     if name == "kafka":
         from kafka import KafkaAdminClient
         admin = KafkaAdminClient(bootstrap_servers=address(settings, "kafka"),
