@@ -32,8 +32,11 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the setting."""
 
 
-def _opt(default: Any, help: str, group: str, choices: Sequence[str] | None = None) -> Any:
-    meta = {"help": help, "group": group, "choices": tuple(choices) if choices else None}
+def _opt(default: Any, help: str, group: str, choices: Sequence[str] | None = None,
+         also_in: Sequence[str] = ()) -> Any:
+    """A setting of ``group``; ``also_in`` lists other groups whose commands need its flag too."""
+    meta = {"help": help, "group": group, "choices": tuple(choices) if choices else None,
+            "also_in": tuple(also_in)}
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -55,7 +58,8 @@ class Settings:
     bind_address: str = _opt("127.0.0.1", "address the local servers listen on", "services")
     kafka_port: int = _opt(9092, "Kafka broker port", "services")
     kafka_controller_port: int = _opt(9093, "Kafka KRaft controller port", "services")
-    cassandra_port: int = _opt(9042, "Cassandra CQL (native transport) port", "services")
+    cassandra_port: int = _opt(9042, "Cassandra CQL (native transport) port", "services",
+                               also_in=("store",))
     cassandra_storage_port: int = _opt(7000, "Cassandra inter-node storage port", "services")
     cassandra_jmx_port: int = _opt(7199, "Cassandra local JMX port", "services")
     hdfs_port: int = _opt(9000, "HDFS NameNode RPC port", "services")
@@ -254,11 +258,14 @@ def add_settings_arguments(parser: argparse.ArgumentParser, groups: Iterable[str
     """
     hints = get_type_hints(Settings)
     wanted = list(groups)
+    added: set[str] = set()
     for group_name in wanted:
         arg_group = parser.add_argument_group(f"{group_name} settings")
         for f in fields(Settings):
-            if f.metadata.get("group") != group_name:
+            in_group = f.metadata.get("group") == group_name or group_name in f.metadata.get("also_in", ())
+            if not in_group or f.name in added:
                 continue
+            added.add(f.name)
             default = f.default
             shown = ",".join(default) if isinstance(default, tuple) else default
             kwargs: dict[str, Any] = {

@@ -30,8 +30,6 @@ def settings_from_argv(argv: Sequence[str], environ: Mapping[str, str] | None = 
     """Settings from ``bokeh serve ... --args <flags>`` over ``CLICKSTREAM_*`` env over defaults."""
     parser = argparse.ArgumentParser(prog="clickstream_app", description="clickstream dashboard app")
     add_settings_arguments(parser, SETTINGS_GROUPS)
-    parser.add_argument("--cassandra-port", dest="cassandra_port", default=None,
-                        help="Cassandra CQL port [env CLICKSTREAM_CASSANDRA_PORT; default 9042]")
     return Settings.from_args(parser.parse_args(list(argv)), environ)
 
 

@@ -16,8 +16,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "Spark jobs write. Binds loopback unless --dashboard-address says otherwise; "
                     "the same app runs under `bokeh serve dashboards/clickstream_app --args ...`.")
     add_settings_arguments(parser, ["general", "store", "dashboard"])
-    parser.add_argument("--cassandra-port", dest="cassandra_port", default=None,
-                        help="Cassandra CQL port [env CLICKSTREAM_CASSANDRA_PORT; default 9042]")
     return parser
 
 

@@ -16,8 +16,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
         description="Create the keyspace (with its replication settings) and every table if "
                     "missing. Safe to run again.")
     add_settings_arguments(parser, ["general", "store"])
-    parser.add_argument("--cassandra-port", dest="cassandra_port", default=None,
-                        help="Cassandra CQL port [env CLICKSTREAM_CASSANDRA_PORT; default 9042]")
     return parser
 
 
