@@ -7,9 +7,10 @@
 - ``json_table_job``: one batch table computed the way that platform's batch jobs worked:
   one Spark job per table, each reading the raw JSON lines itself (``spark.read.json``
   with schema inference: one pass to infer, one to parse) and aggregating the raw clicks
-  straight into its table. Each job caches the columns it parsed for the several
-  aggregations its table needs (so no job parses the file twice), and computes exactly
-  the rows of ``spark_jobs.batch_tables`` for the whole input (every day whole).
+  into just the counts its table needs (``batch_tables.aggregate_each``), then deriving
+  the table as our job does. Each job caches the columns it parsed for its one to two
+  aggregations (so no job parses the file twice), and computes exactly the rows of
+  ``spark_jobs.batch_tables`` for the whole input (every day whole).
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from __future__ import annotations
 from operator import add
 from typing import TYPE_CHECKING
 
-from spark_jobs.batch_tables import BASE_INPUT_COLUMNS, DEFAULT_TOP_N, derive_tables, with_day
-from spark_jobs.source import HOUR_MS
+from spark_jobs.batch_tables import (
+    CLICK_INPUT_COLUMNS,
+    DEFAULT_TOP_N,
+    TABLE_AGGREGATES,
+    aggregate_each,
+    derive_table,
+)
+from spark_jobs.source import HourRange
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -64,10 +71,6 @@ def json_table_job(spark: SparkSession, path: str, table_name: str, top_n: int =
                    ) -> tuple[DataFrame, DataFrame]:
     """One table's job over JSON-lines clicks: (the table, lazily; the cached parsed input
     to unpersist after writing it). Reads the file now (schema inference)."""
-    from pyspark.sql import functions as F
-
-    parsed = read_json_clicks(spark, path).select(*BASE_INPUT_COLUMNS).cache()
-    rows = with_day(parsed.withColumn("hour_ms", F.col("ts_ms") - F.col("ts_ms") % F.lit(HOUR_MS))
-                    .withColumn("clicks", F.lit(1)))
-    edges = rows.groupBy("prev", "curr").agg(F.sum("clicks").alias("clicks"))
-    return derive_tables(rows, edges, "all", None, top_n)[table_name], parsed
+    parsed = read_json_clicks(spark, path).select(*CLICK_INPUT_COLUMNS).cache()
+    aggregates = aggregate_each(parsed, TABLE_AGGREGATES[table_name])
+    return derive_table(table_name, aggregates, "all", HourRange().whole_days_ms(), top_n), parsed

@@ -10,18 +10,25 @@ then title ascending (byte order of UTF-8, Spark's string order).
   totals are the ``referrer`` rollups) and ``kind='destination'``, top ``TOP_ARTICLES``.
 - ``rollups``: clicks per hour and per day (UTC buckets, ``bucket_start_ms``) for
   ``metric='destination'`` (key: the article) and ``metric='referrer'`` (key: referrer
-  class). Daily rows only for days wholly inside the hour range, so a partial run never
-  writes a partial day over a whole one.
+  class). Daily rows only for days wholly inside the hour range
+  (``HourRange.whole_days_ms``), so a partial run never writes a partial day over a whole one.
 - ``link_type_share``: per link type its clicks and share of the scope's clicks, for
   ``scope=HourRange.label()`` (``all`` for the whole archive, else e.g.
   ``2015-02-01T20..2015-02-02T23``), ``scope='day:YYYY-MM-DD'`` for each whole day, and
   ``scope=<title>`` for each destination article (its incoming clicks in the range; the
   dashboard's Explorer reads this partition). Wikipedia titles start with a capital or a
   digit and never contain ``..``, so the three kinds of scope cannot collide.
+
+How: every table derives from a few click counts (``AGGREGATES``: per edge, per source,
+per destination and hour, ...). ``aggregate_clicks`` computes all of them in one scan
+and one shuffle (SQL ``GROUPING SETS``) and persists the result, a few rows per edge;
+``derive_table`` turns them into one table. ``aggregate_each`` computes a chosen few with
+plain ``groupBy`` (what a job computing a single table needs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from clickstream.referrers import OTHER_PREFIX
@@ -37,20 +44,177 @@ RANKED_TABLES = ("top_destinations", "top_sources", "top_articles")
 BATCH_TABLES = (*RANKED_TABLES, "rollups", "link_type_share")
 # Tables whose partitions a run replaces whole (no stale ranks or link types survive).
 REPLACED_TABLES = (*RANKED_TABLES, "link_type_share")
-BASE_INPUT_COLUMNS = ("ts_ms", "prev", "curr", "link_type", "referrer_class")
+CLICK_INPUT_COLUMNS = ("ts_ms", "prev", "curr", "link_type", "referrer_class")
 DAY_SCOPE_PREFIX = "day:"
+DayBounds = tuple[int | None, int | None]
+
+# The click counts the tables derive from: name -> grouping columns (each with ``clicks``).
+AGGREGATES: dict[str, tuple[str, ...]] = {
+    "edges": ("prev", "curr"),
+    "sources": ("prev",),
+    "destinations": ("curr",),
+    "destination_hours": ("curr", "hour_ms"),
+    "referrer_hours": ("referrer_class", "hour_ms"),
+    "destination_link_types": ("curr", "link_type"),
+    "link_type_hours": ("link_type", "hour_ms"),
+}
+# Every grouping column once, in order of first appearance: Spark's order for grouping_id.
+AGGREGATE_KEYS = tuple(dict.fromkeys(key for keys in AGGREGATES.values() for key in keys))
+TABLE_AGGREGATES: dict[str, tuple[str, ...]] = {
+    "top_destinations": ("edges",),
+    "top_sources": ("edges",),
+    "top_articles": ("sources", "destinations"),
+    "rollups": ("destination_hours", "referrer_hours"),
+    "link_type_share": ("link_type_hours", "destination_link_types"),
+}
 
 
-def hourly_base(clicks: DataFrame) -> DataFrame:
-    """Clicks per (prev, curr, link_type, referrer_class, hour bucket): every table derives
-    from this one aggregate, so the input is scanned once, and only the columns in
-    ``BASE_INPUT_COLUMNS`` are read (Parquet column pruning)."""
+def with_hour(clicks: DataFrame) -> DataFrame:
+    """``clicks``' ``CLICK_INPUT_COLUMNS`` (only those are read: Parquet column pruning)
+    and its UTC hour bucket ``hour_ms``."""
     from pyspark.sql import functions as F
 
-    return (clicks.select(*BASE_INPUT_COLUMNS)
-            .withColumn("hour_ms", F.col("ts_ms") - F.col("ts_ms") % F.lit(HOUR_MS))
-            .groupBy("prev", "curr", "link_type", "referrer_class", "hour_ms")
-            .agg(F.count(F.lit(1)).alias("clicks")))
+    return (clicks.select(*CLICK_INPUT_COLUMNS)
+            .withColumn("hour_ms", F.col("ts_ms") - F.col("ts_ms") % F.lit(HOUR_MS)))
+
+
+def grouping_id(name: str) -> int:
+    """SQL ``grouping_id(AGGREGATE_KEYS)`` of aggregate ``name``'s rows: one bit per key,
+    most significant first, set where the key is not one of the aggregate's columns."""
+    keys = AGGREGATES[name]
+    return sum(1 << (len(AGGREGATE_KEYS) - 1 - i) for i, key in enumerate(AGGREGATE_KEYS)
+               if key not in keys)
+
+
+def grouped_clicks(clicks: DataFrame) -> DataFrame:
+    """Every aggregate of ``AGGREGATES`` in one frame (lazy): one scan, one shuffle.
+
+    Columns ``AGGREGATE_KEYS`` (null where not grouped on), ``g`` (``grouping_id``) and
+    ``clicks``. Partial aggregation runs before the shuffle, so only about one row per
+    distinct key of each aggregate crosses it.
+    """
+    keys = ", ".join(AGGREGATE_KEYS)
+    sets = ", ".join(f"({', '.join(columns)})" for columns in AGGREGATES.values())
+    return clicks.sparkSession.sql(
+        f"SELECT {keys}, grouping_id({keys}) AS g, count(1) AS clicks FROM {{clicks}} "
+        f"GROUP BY GROUPING SETS ({sets})", clicks=with_hour(clicks))
+
+
+def split_aggregates(grouped: DataFrame) -> dict[str, DataFrame]:
+    """``grouped_clicks``' rows as one frame per aggregate (its columns + ``clicks``)."""
+    from pyspark.sql import functions as F
+
+    return {name: grouped.where(F.col("g") == F.lit(grouping_id(name))).select(*keys, "clicks")
+            for name, keys in AGGREGATES.items()}
+
+
+def aggregate_each(clicks: DataFrame, names: Iterable[str]) -> dict[str, DataFrame]:
+    """The named aggregates, each its own ``groupBy`` over ``clicks`` (lazy)."""
+    from pyspark.sql import functions as F
+
+    rows = with_hour(clicks)
+    return {name: rows.groupBy(*AGGREGATES[name]).agg(F.count(F.lit(1)).alias("clicks"))
+            for name in names}
+
+
+def compute_tables(clicks: DataFrame, hours: HourRange, top_n: int = DEFAULT_TOP_N
+                   ) -> tuple[dict[str, DataFrame], list[DataFrame]]:
+    """Every batch table (name -> DataFrame with the table's columns, lazy), and what they
+    read persisted: ``grouped_clicks`` (memory, spilling to disk), filled by the first
+    table written. The caller unpersists the second element when the tables are written.
+    """
+    from pyspark import StorageLevel
+
+    grouped = grouped_clicks(clicks).persist(StorageLevel.MEMORY_AND_DISK)
+    aggregates = split_aggregates(grouped)
+    tables = {name: derive_table(name, aggregates, hours.label(), hours.whole_days_ms(), top_n)
+              for name in BATCH_TABLES}
+    return tables, [grouped]
+
+
+def derive_table(name: str, aggregates: dict[str, DataFrame], range_label: str,
+                 whole_days_ms: DayBounds, top_n: int) -> DataFrame:
+    """Batch table ``name`` from the aggregates it needs (``TABLE_AGGREGATES[name]``);
+    daily rows only for the days inside ``whole_days_ms`` (``HourRange.whole_days_ms``:
+    first and last day start, inclusive, None where open). Lazy."""
+    from pyspark.sql import functions as F
+
+    if name in ("top_destinations", "top_sources"):
+        pairs = aggregates["edges"].select(F.col("prev").alias("source"),
+                                           F.col("curr").alias("destination"), "clicks")
+        if name == "top_destinations":
+            return _ranked(pairs, "source", "destination", top_n)
+        return _ranked(pairs, "destination", "source", top_n)
+    if name == "top_articles":
+        return _top_articles(aggregates)
+    if name == "rollups":
+        return _rollups(aggregates, whole_days_ms)
+    if name == "link_type_share":
+        return _link_type_share(aggregates, range_label, whole_days_ms)
+    raise ValueError(f"table {name!r}: not one of {', '.join(BATCH_TABLES)}")
+
+
+def _top_articles(aggregates: dict[str, DataFrame]) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    sources = (aggregates["sources"].where(~F.col("prev").startswith(OTHER_PREFIX))
+               .select(F.col("prev").alias("title"), "clicks"))
+    destinations = aggregates["destinations"].select(F.col("curr").alias("title"), "clicks")
+    return _union([_ranked(sources, None, "title", TOP_ARTICLES).withColumn("kind", F.lit("source")),
+                   _ranked(destinations, None, "title", TOP_ARTICLES)
+                   .withColumn("kind", F.lit("destination"))])
+
+
+def _rollups(aggregates: dict[str, DataFrame], whole_days_ms: DayBounds) -> DataFrame:
+    """Hourly rows straight from the aggregates; daily ones summed in one shuffle."""
+    from pyspark.sql import functions as F
+
+    hourly = _union([aggregates[aggregate].select(F.lit(metric).alias("metric"), F.col(key).alias("key"),
+                                                  "hour_ms", "clicks")
+                     for metric, aggregate, key in ((METRIC_DESTINATION, "destination_hours", "curr"),
+                                                    (METRIC_REFERRER, "referrer_hours", "referrer_class"))])
+    parts = [hourly.select("metric", "key", F.col("hour_ms").alias("bucket_start_ms"), "clicks",
+                           F.lit("hour").alias("granularity"))]
+    daily = _days(hourly, whole_days_ms)
+    if daily is not None:
+        parts.append(daily.groupBy("metric", "key", F.col("day_ms").alias("bucket_start_ms"))
+                     .agg(F.sum("clicks").alias("clicks")).withColumn("granularity", F.lit("day")))
+    return _union(parts)
+
+
+def _link_type_share(aggregates: dict[str, DataFrame], range_label: str,
+                     whole_days_ms: DayBounds) -> DataFrame:
+    """Every scope's counts in one frame, partitioned by scope once: the per-type sums and
+    the per-scope totals then need no further shuffle."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    per_hour = aggregates["link_type_hours"]
+    parts = [per_hour.select(F.lit(range_label).alias("scope"), "link_type", "clicks"),
+             aggregates["destination_link_types"].select(F.col("curr").alias("scope"), "link_type", "clicks")]
+    daily = _days(per_hour, whole_days_ms)
+    if daily is not None:
+        parts.append(daily.select(F.concat(F.lit(DAY_SCOPE_PREFIX), F.col("day")).alias("scope"),
+                                  "link_type", "clicks"))
+    per_type = (_union(parts).repartition("scope").groupBy("scope", "link_type")
+                .agg(F.sum("clicks").alias("clicks")))
+    return per_type.withColumn("share", F.col("clicks") / F.sum("clicks").over(Window.partitionBy("scope")))
+
+
+def _days(hourly: DataFrame, whole_days_ms: DayBounds) -> DataFrame | None:
+    """``hourly`` (with ``hour_ms``) restricted to the whole days, with ``day_ms`` and
+    ``day`` (``YYYY-MM-DD``); None when no day is whole."""
+    from pyspark.sql import functions as F
+
+    first_ms, last_ms = whole_days_ms
+    if first_ms is not None and last_ms is not None and first_ms > last_ms:
+        return None
+    daily = hourly.withColumn("day_ms", F.col("hour_ms") - F.col("hour_ms") % F.lit(DAY_MS))
+    if first_ms is not None:
+        daily = daily.where(F.col("day_ms") >= F.lit(first_ms))
+    if last_ms is not None:
+        daily = daily.where(F.col("day_ms") <= F.lit(last_ms))
+    return daily.withColumn("day", F.date_format(F.timestamp_millis(F.col("day_ms")), "yyyy-MM-dd"))
 
 
 def _ranked(df: DataFrame, partition: str | None, title: str, limit: int) -> DataFrame:
@@ -67,86 +231,3 @@ def _union(parts: list[DataFrame]) -> DataFrame:
     for part in parts[1:]:
         out = out.unionByName(part)
     return out
-
-
-def compute_tables(clicks: DataFrame, hours: HourRange, top_n: int = DEFAULT_TOP_N
-                   ) -> tuple[dict[str, DataFrame], list[DataFrame]]:
-    """Every batch table (name -> DataFrame with the table's columns), and what was persisted.
-
-    Runs one Spark job now: the input scan and the hourly base aggregate, persisted
-    (memory, spilling to disk), as are the (prev, curr) edge totals three tables share
-    (filled by the first table that needs them). The returned tables are lazy plans over
-    those; the caller unpersists the second element when the tables are written.
-    """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    base = with_day(hourly_base(clicks)).persist(StorageLevel.MEMORY_AND_DISK)
-    # This collect is the scan: it fills the persisted base.
-    whole_days = sorted(r.day for r in base.select("day").distinct().collect() if hours.covers_day(r.day))
-    edges = (base.groupBy("prev", "curr").agg(F.sum("clicks").alias("clicks"))
-             .persist(StorageLevel.MEMORY_AND_DISK))
-    return derive_tables(base, edges, hours.label(), whole_days, top_n), [base, edges]
-
-
-def with_day(base: DataFrame) -> DataFrame:
-    """``base`` with its UTC day as ``day`` (``YYYY-MM-DD``), from ``hour_ms``."""
-    from pyspark.sql import functions as F
-
-    return base.withColumn("day", F.date_format(F.timestamp_millis(
-        F.col("hour_ms") - F.col("hour_ms") % F.lit(DAY_MS)), "yyyy-MM-dd"))
-
-
-def derive_tables(base: DataFrame, edges: DataFrame, range_label: str, whole_days: list[str] | None,
-                  top_n: int) -> dict[str, DataFrame]:
-    """The tables from the hourly base (``hourly_base`` + ``with_day``; any frame with those
-    columns and a ``clicks`` count works) and its (prev, curr) totals ``edges``; daily rows
-    only for ``whole_days`` (None: every day is whole). Lazy."""
-    from pyspark.sql import functions as F
-
-    day_ms = F.col("hour_ms") - F.col("hour_ms") % F.lit(DAY_MS)
-    if whole_days is None:
-        daily: DataFrame | None = base.withColumn("day_ms", day_ms)
-    elif whole_days:
-        daily = base.where(F.col("day").isin(whole_days)).withColumn("day_ms", day_ms)
-    else:
-        daily = None
-    pairs = edges.select(F.col("prev").alias("source"), F.col("curr").alias("destination"), "clicks")
-    top_destinations = _ranked(pairs, "source", "destination", top_n)
-    top_sources = _ranked(pairs, "destination", "source", top_n)
-
-    sources = (edges.where(~F.col("prev").startswith(OTHER_PREFIX))
-               .groupBy(F.col("prev").alias("title")).agg(F.sum("clicks").alias("clicks")))
-    destinations = edges.groupBy(F.col("curr").alias("title")).agg(F.sum("clicks").alias("clicks"))
-    top_articles = _union([_ranked(sources, None, "title", TOP_ARTICLES).withColumn("kind", F.lit("source")),
-                           _ranked(destinations, None, "title", TOP_ARTICLES)
-                           .withColumn("kind", F.lit("destination"))])
-
-    rollup_parts = []
-    for metric, key in ((METRIC_DESTINATION, "curr"), (METRIC_REFERRER, "referrer_class")):
-        rollup_parts.append(base.groupBy(F.col(key).alias("key"), F.col("hour_ms").alias("bucket_start_ms"))
-                            .agg(F.sum("clicks").alias("clicks"))
-                            .withColumn("metric", F.lit(metric)).withColumn("granularity", F.lit("hour")))
-        if daily is not None:
-            rollup_parts.append(daily.groupBy(F.col(key).alias("key"),
-                                              F.col("day_ms").alias("bucket_start_ms"))
-                                .agg(F.sum("clicks").alias("clicks"))
-                                .withColumn("metric", F.lit(metric)).withColumn("granularity", F.lit("day")))
-
-    share_parts = [_shares(base, F.lit(range_label)), _shares(base, F.col("curr"))]
-    if daily is not None:
-        share_parts.append(_shares(daily, F.concat(F.lit(DAY_SCOPE_PREFIX), F.col("day"))))
-
-    return {"top_destinations": top_destinations, "top_sources": top_sources,
-            "top_articles": top_articles, "rollups": _union(rollup_parts),
-            "link_type_share": _union(share_parts)}
-
-
-def _shares(df: DataFrame, scope: Column) -> DataFrame:
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    per_type = (df.withColumn("scope", scope).groupBy("scope", "link_type")
-                .agg(F.sum("clicks").alias("clicks")))
-    total = F.sum("clicks").over(Window.partitionBy("scope"))
-    return per_type.withColumn("share", F.col("clicks") / total)

@@ -51,10 +51,17 @@ class HourRange:
         fmt = lambda b: "" if b is None else f"{b[0]}T{b[1]:02d}"  # noqa: E731
         return f"{fmt(self.first)}..{fmt(self.last)}"
 
-    def covers_day(self, date: str) -> bool:
-        """True when every hour of ``date`` is inside the range (daily totals are whole)."""
-        return ((self.first is None or self.first <= (date, 0))
-                and (self.last is None or self.last >= (date, 23)))
+    def whole_days_ms(self) -> tuple[int | None, int | None]:
+        """(first, last) start in UTC ms of the days the range covers whole, inclusive;
+        None where the range is open. ``first > last`` means no day is whole."""
+        first = None if self.first is None else _day_start_ms(self.first[0], 0 if self.first[1] == 0 else 1)
+        last = None if self.last is None else _day_start_ms(self.last[0], 0 if self.last[1] == 23 else -1)
+        return first, last
+
+
+def _day_start_ms(date: str, shift_days: int) -> int:
+    day = dt.date.fromisoformat(date) + dt.timedelta(days=shift_days)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1000
 
 
 def _parse_bound(value: str | None, flag: str, default_hour: int) -> tuple[str, int] | None:
