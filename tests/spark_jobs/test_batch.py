@@ -122,7 +122,8 @@ def test_json_baseline_computes_the_same_tables(spark: Any, shared_clicks: pd.Da
 def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_clicks: pd.DataFrame,
                                                    tmp_path: Path) -> None:
     """spark_jobs/batch.py through pyspark's own bin/spark-submit, the code shipped as the
-    --py-files zip, an hour range, into a fresh embedded store."""
+    --py-files zip (the checkout's editable install hidden from every Python process, so the
+    zip alone must hold the code), an hour range, into a fresh embedded store."""
     import pyspark
 
     from spark_jobs.package import build_zip
@@ -131,14 +132,24 @@ def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_
     py_files = build_zip(tmp_path / "jobs.zip")
     job = Path(__file__).resolve().parents[2] / "spark_jobs" / "batch.py"
     settings = Settings(stack="embedded", work_dir=str(tmp_path / "work"), store="embedded")
+    hide = tmp_path / "hide-editable-install"
+    hide.mkdir()
+    # Runs in every Python process after site-packages' .pth files (which install the finder).
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if 'EditableFinder' not in getattr(f, '__name__', '')]\n"
+        "print('editable install hidden', file=sys.stderr)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
-    env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": str(hide)}
     command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
                "--py-files", str(py_files), str(job), shared_archive.as_uri(),
                "--from", "2015-02-01T20", "--to", "2015-02-02", "--top-n", str(TOP_N),
                "--stack", "embedded", "--store", "embedded", "--work-dir", settings.work_dir]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "editable install hidden" in done.stdout + done.stderr  # spark-submit merges them
     assert "batch: top_destinations:" in done.stdout
 
     stamp = pd.to_datetime(shared_clicks["ts_ms"], unit="ms", utc=True)
