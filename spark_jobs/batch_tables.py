@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from clickstream.referrers import OTHER_PREFIX
 from clickstream.windows import METRIC_DESTINATION, METRIC_REFERRER
-from spark_jobs.source import DAY_MS, HOUR_MS, HourRange
+from spark_jobs.source import DAY_MS, HOUR_MS, DayBounds, HourRange
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -46,7 +46,6 @@ BATCH_TABLES = (*RANKED_TABLES, "rollups", "link_type_share")
 REPLACED_TABLES = (*RANKED_TABLES, "link_type_share")
 CLICK_INPUT_COLUMNS = ("ts_ms", "prev", "curr", "link_type", "referrer_class")
 DAY_SCOPE_PREFIX = "day:"
-DayBounds = tuple[int | None, int | None]
 
 # The click counts the tables derive from: name -> grouping columns (each with ``clicks``).
 AGGREGATES: dict[str, tuple[str, ...]] = {

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+# (first, last) start in UTC ms of a range's whole days, inclusive; None where open.
+DayBounds = tuple[int | None, int | None]
 _BOUND = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{1,2}))?$")
 
 
@@ -51,7 +53,7 @@ class HourRange:
         fmt = lambda b: "" if b is None else f"{b[0]}T{b[1]:02d}"  # noqa: E731
         return f"{fmt(self.first)}..{fmt(self.last)}"
 
-    def whole_days_ms(self) -> tuple[int | None, int | None]:
+    def whole_days_ms(self) -> DayBounds:
         """(first, last) start in UTC ms of the days the range covers whole, inclusive;
         None where the range is open. ``first > last`` means no day is whole."""
         first = None if self.first is None else _day_start_ms(self.first[0], 0 if self.first[1] == 0 else 1)
