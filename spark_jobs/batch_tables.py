@@ -22,8 +22,9 @@ then title ascending (byte order of UTF-8, Spark's string order).
 How: every table derives from a few click counts (``AGGREGATES``: per edge, per source,
 per destination and hour, ...). ``grouped_clicks`` computes all of them in one scan and
 one shuffle (SQL ``GROUPING SETS``); ``compute_tables`` persists that result (about one row
-per edge, plus the small counts) and ``derive_table`` turns it into each table. ``aggregate_each`` computes a chosen few with
-plain ``groupBy`` (what a job computing a single table needs).
+per edge, plus the small counts) and ``derive_table`` turns it into each table.
+``aggregate_each`` computes a chosen few with plain ``groupBy`` (what a job computing a
+single table needs).
 """
 
 from __future__ import annotations
