@@ -20,11 +20,13 @@ then title ascending (byte order of UTF-8, Spark's string order).
   digit and never contain ``..``, so the three kinds of scope cannot collide.
 
 How: every table derives from a few click counts (``AGGREGATES``: per edge, per source,
-per destination and hour, ...). ``grouped_clicks`` computes all of them in one scan and
-one shuffle (SQL ``GROUPING SETS``); ``compute_tables`` persists that result (about one row
-per edge, plus the small counts) and ``derive_table`` turns it into each table.
-``aggregate_each`` computes a chosen few with plain ``groupBy`` (what a job computing a
-single table needs).
+per destination and hour, ...), each a plain ``groupBy`` over the clicks
+(``aggregate_each``): over the Parquet archive each one scans just its own columns, and its
+keys stay narrow. ``compute_tables`` persists the aggregates that more than one table reads
+(the edges, which two tables rank) and ``derive_table`` turns the aggregates into each table.
+One ``GROUPING SETS`` aggregation of all of them (one scan, one shuffle, its result
+persisted) was slower (benchmarks/RESULTS-spark.md): its expanded rows are wide and its one
+hash map large, while a pruned Parquet scan is cheap.
 """
 
 from __future__ import annotations
@@ -58,8 +60,6 @@ AGGREGATES: dict[str, tuple[str, ...]] = {
     "destination_link_types": ("curr", "link_type"),
     "link_type_hours": ("link_type", "hour_ms"),
 }
-# Every grouping column once, in order of first appearance: Spark's order for grouping_id.
-AGGREGATE_KEYS = tuple(dict.fromkeys(key for keys in AGGREGATES.values() for key in keys))
 TABLE_AGGREGATES: dict[str, tuple[str, ...]] = {
     "top_destinations": ("edges",),
     "top_sources": ("edges",),
@@ -78,36 +78,6 @@ def with_hour(clicks: DataFrame) -> DataFrame:
             .withColumn("hour_ms", F.col("ts_ms") - F.col("ts_ms") % F.lit(HOUR_MS)))
 
 
-def grouping_id(name: str) -> int:
-    """SQL ``grouping_id(AGGREGATE_KEYS)`` of aggregate ``name``'s rows: one bit per key,
-    most significant first, set where the key is not one of the aggregate's columns."""
-    keys = AGGREGATES[name]
-    return sum(1 << (len(AGGREGATE_KEYS) - 1 - i) for i, key in enumerate(AGGREGATE_KEYS)
-               if key not in keys)
-
-
-def grouped_clicks(clicks: DataFrame) -> DataFrame:
-    """Every aggregate of ``AGGREGATES`` in one frame (lazy): one scan, one shuffle.
-
-    Columns ``AGGREGATE_KEYS`` (null where not grouped on), ``g`` (``grouping_id``) and
-    ``clicks``. Partial aggregation runs before the shuffle, so only about one row per
-    distinct key of each aggregate crosses it.
-    """
-    keys = ", ".join(AGGREGATE_KEYS)
-    sets = ", ".join(f"({', '.join(columns)})" for columns in AGGREGATES.values())
-    return clicks.sparkSession.sql(
-        f"SELECT {keys}, grouping_id({keys}) AS g, count(1) AS clicks FROM {{clicks}} "
-        f"GROUP BY GROUPING SETS ({sets})", clicks=with_hour(clicks))
-
-
-def split_aggregates(grouped: DataFrame) -> dict[str, DataFrame]:
-    """``grouped_clicks``' rows as one frame per aggregate (its columns + ``clicks``)."""
-    from pyspark.sql import functions as F
-
-    return {name: grouped.where(F.col("g") == F.lit(grouping_id(name))).select(*keys, "clicks")
-            for name, keys in AGGREGATES.items()}
-
-
 def aggregate_each(clicks: DataFrame, names: Iterable[str]) -> dict[str, DataFrame]:
     """The named aggregates, each its own ``groupBy`` over ``clicks`` (lazy)."""
     from pyspark.sql import functions as F
@@ -120,16 +90,23 @@ def aggregate_each(clicks: DataFrame, names: Iterable[str]) -> dict[str, DataFra
 def compute_tables(clicks: DataFrame, hours: HourRange, top_n: int = DEFAULT_TOP_N
                    ) -> tuple[dict[str, DataFrame], list[DataFrame]]:
     """Every batch table (name -> DataFrame with the table's columns, lazy), and what they
-    read persisted: ``grouped_clicks`` (memory, spilling to disk), filled by the first
-    table written. The caller unpersists the second element when the tables are written.
+    read persisted: the aggregates that more than one table reads (memory, spilling to
+    disk), filled by the first table written. The caller unpersists the second element when
+    the tables are written.
     """
     from pyspark import StorageLevel
 
-    grouped = grouped_clicks(clicks).persist(StorageLevel.MEMORY_AND_DISK)
-    aggregates = split_aggregates(grouped)
+    aggregates = aggregate_each(clicks, AGGREGATES)
+    persisted = [aggregates[name].persist(StorageLevel.MEMORY_AND_DISK) for name in shared_aggregates()]
     tables = {name: derive_table(name, aggregates, hours.label(), hours.whole_days_ms(), top_n)
               for name in BATCH_TABLES}
-    return tables, [grouped]
+    return tables, persisted
+
+
+def shared_aggregates() -> tuple[str, ...]:
+    """The aggregates that more than one table reads (``TABLE_AGGREGATES``)."""
+    return tuple(name for name in AGGREGATES
+                 if sum(name in needed for needed in TABLE_AGGREGATES.values()) > 1)
 
 
 def derive_table(name: str, aggregates: dict[str, DataFrame], range_label: str,
