@@ -67,6 +67,9 @@ TABLE_AGGREGATES: dict[str, tuple[str, ...]] = {
     "rollups": ("destination_hours", "referrer_hours"),
     "link_type_share": ("link_type_hours", "destination_link_types"),
 }
+# The aggregates more than one table reads: computed once and persisted by compute_tables.
+SHARED_AGGREGATES = tuple(name for name in AGGREGATES
+                          if sum(name in needed for needed in TABLE_AGGREGATES.values()) > 1)
 
 
 def with_hour(clicks: DataFrame) -> DataFrame:
@@ -97,16 +100,11 @@ def compute_tables(clicks: DataFrame, hours: HourRange, top_n: int = DEFAULT_TOP
     from pyspark import StorageLevel
 
     aggregates = aggregate_each(clicks, AGGREGATES)
-    persisted = [aggregates[name].persist(StorageLevel.MEMORY_AND_DISK) for name in shared_aggregates()]
-    tables = {name: derive_table(name, aggregates, hours.label(), hours.whole_days_ms(), top_n)
+    persisted = [aggregates[name].persist(StorageLevel.MEMORY_AND_DISK) for name in SHARED_AGGREGATES]
+    range_label, whole_days_ms = hours.label(), hours.whole_days_ms()
+    tables = {name: derive_table(name, aggregates, range_label, whole_days_ms, top_n)
               for name in BATCH_TABLES}
     return tables, persisted
-
-
-def shared_aggregates() -> tuple[str, ...]:
-    """The aggregates that more than one table reads (``TABLE_AGGREGATES``)."""
-    return tuple(name for name in AGGREGATES
-                 if sum(name in needed for needed in TABLE_AGGREGATES.values()) > 1)
 
 
 def derive_table(name: str, aggregates: dict[str, DataFrame], range_label: str,
