@@ -24,6 +24,7 @@ per destination and hour, ...), each a plain ``groupBy`` over the clicks
 (``aggregate_each``): over the Parquet archive each one scans just its own columns, and its
 keys stay narrow. ``compute_tables`` persists the aggregates that more than one table reads
 (the edges, which two tables rank) and ``derive_table`` turns the aggregates into each table.
+The rankings are windows partitioned by a hash of the title and the title (``_ranked``).
 One ``GROUPING SETS`` aggregation of all of them (one scan, one shuffle, its result
 persisted) was slower (benchmarks/RESULTS-spark.md): its expanded rows are wide and its one
 hash map large, while a pruned Parquet scan is cheap.
@@ -70,6 +71,9 @@ TABLE_AGGREGATES: dict[str, tuple[str, ...]] = {
 # The aggregates more than one table reads: computed once and persisted by compute_tables.
 SHARED_AGGREGATES = tuple(name for name in AGGREGATES
                           if sum(name in needed for needed in TABLE_AGGREGATES.values()) > 1)
+# The order a job starts its tables in when it computes several at once: the first reader
+# of a shared aggregate fills it, the other readers start last and find it filled.
+START_ORDER = ("top_destinations", "top_articles", "rollups", "link_type_share", "top_sources")
 
 
 def with_hour(clicks: DataFrame) -> DataFrame:
@@ -197,7 +201,13 @@ def _ranked(df: DataFrame, partition: str | None, title: str, limit: int) -> Dat
     from pyspark.sql import functions as F
 
     order: list[Column] = [F.col("clicks").desc(), F.col(title).asc()]
-    window = (Window.partitionBy(partition) if partition else Window.partitionBy()).orderBy(*order)
+    if partition is None:
+        window = Window.partitionBy().orderBy(*order)
+    else:
+        # The window sorts by its partition first, and Spark's sort prefix (a key's first 8
+        # bytes) cannot tell titles such as List_of_... apart: a 64-bit hash ahead of the
+        # title can, so most comparisons end there. Grouping by both stays exact.
+        window = Window.partitionBy(F.xxhash64(partition), partition).orderBy(*order)
     return df.withColumn("rank", F.row_number().over(window)).where(F.col("rank") <= limit)
 
 
