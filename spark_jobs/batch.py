@@ -5,6 +5,10 @@ Reads the archive's clicks (optionally an hour range), computes the tables of
 connector, or the embedded store). Idempotent: a re-run on the same input rewrites the
 same rows; top-N partitions are replaced whole, so no stale ranks survive a change of
 input (see ``spark_jobs.sink.replace_ranked``). Re-run from the start after a failure.
+
+The tables are computed and written ``TABLE_WRITERS`` at a time (``write_tables``): each is
+its own Spark job, so while one is being planned or runs a one-task stage, another keeps
+the executors busy; on a cluster their store writes overlap too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from clickstream.settings import Settings
@@ -21,6 +27,7 @@ from spark_jobs.batch_tables import (
     DEFAULT_TOP_N,
     RANKED_TABLES,
     REPLACED_TABLES,
+    START_ORDER,
     compute_tables,
 )
 from spark_jobs.entry import archive_and_range, submit_main
@@ -28,9 +35,10 @@ from spark_jobs.sink import replace_ranked, write_table
 from spark_jobs.source import HourRange, read_clicks
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+TABLE_WRITERS = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,18 +52,30 @@ def run_batch(spark: SparkSession, settings: Settings, archive_url: str, hours: 
     if top_n < 1:
         raise ValueError(f"top_n: {top_n} must be at least 1")
     tables, persisted = compute_tables(read_clicks(spark, archive_url, hours), hours, top_n)
-    written: dict[str, int] = {}
+
+    def write(name: str, table: DataFrame) -> int:
+        if name in REPLACED_TABLES:
+            return replace_ranked(spark, table, name, settings, drop_vanished=name in RANKED_TABLES)
+        return write_table(table, name, settings)
+
     try:
-        for name in BATCH_TABLES:
-            if name in REPLACED_TABLES:
-                written[name] = replace_ranked(spark, tables[name], name, settings,
-                                               drop_vanished=name in RANKED_TABLES)
-            else:
-                written[name] = write_table(tables[name], name, settings)
+        return write_tables(tables, write)
     finally:
         for df in persisted:
             df.unpersist()
-    return written
+
+
+def write_tables(tables: dict[str, DataFrame], write: Callable[[str, DataFrame], int],
+                 writers: int = TABLE_WRITERS) -> dict[str, int]:
+    """``write(name, table)`` for every batch table, ``writers`` tables at a time, started
+    in ``START_ORDER``; returns each call's result (rows written) by table name.
+
+    Blocks until every table is written or has failed; then raises the first failure (in
+    ``BATCH_TABLES`` order), after the other tables have been written.
+    """
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="batch-table") as pool:
+        futures = {name: pool.submit(write, name, tables[name]) for name in START_ORDER}
+    return {name: futures[name].result() for name in BATCH_TABLES}
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
