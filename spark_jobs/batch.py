@@ -17,9 +17,9 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from clickstream.settings import Settings
 from spark_jobs.batch_tables import (
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TABLE_WRITERS = 2
+Table = TypeVar("Table")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +66,10 @@ def run_batch(spark: SparkSession, settings: Settings, archive_url: str, hours: 
             df.unpersist()
 
 
-def write_tables(tables: dict[str, DataFrame], write: Callable[[str, DataFrame], int],
+def write_tables(tables: Mapping[str, Table], write: Callable[[str, Table], int],
                  writers: int = TABLE_WRITERS) -> dict[str, int]:
-    """``write(name, table)`` for every batch table, ``writers`` tables at a time, started
-    in ``START_ORDER``; returns each call's result (rows written) by table name.
+    """``write(name, tables[name])`` for every batch table, ``writers`` tables at a time,
+    started in ``START_ORDER``; returns each call's result (rows written) by table name.
 
     Blocks until every table is written or has failed; then raises the first failure (in
     ``BATCH_TABLES`` order), after the other tables have been written.
