@@ -1,6 +1,7 @@
 """Spark jobs: the batch job on Parquet vs the 2017 jobs on JSON lines; PageRank vs the RDD
 loop and networkx. Both sides of every comparison run in the same warm local[2] session
-(its start is reported on its own row).
+(its start and its engine, ``settings.spark_engine``: Comet by default, are reported on
+their own row; ``CLICKSTREAM_SPARK_ENGINE=spark`` runs both sides on Spark's own).
 
 - batch, ours: ``spark_jobs.batch_tables.compute_tables`` on the Parquet archive, one
   Spark application writing every table: each click count the tables need is one
@@ -218,7 +219,7 @@ def _pagerank(spark: object, settings: Settings, root: Path, n_edges: int, label
 
 
 def run(settings: Settings, quick: bool) -> list[Measurement]:
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session, session_engine
 
     started = time.perf_counter()
     spark = build_session(settings, cassandra=False, app_name="benchmark-spark")
@@ -235,8 +236,8 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                 rows += _batch(spark, batch_root, frame, f"{n_clicks:,} clicks", BATCH_REPEATS[n_clicks],
                                warm_up=i == 0)
                 shutil.rmtree(batch_root)
-            rows.append(Measurement(SUITE, "SparkSession start (local[2], not in any time above)",
-                                    session_s, "s"))
+            rows.append(Measurement(SUITE, f"SparkSession start (local[2], engine {session_engine(spark)}, "
+                                    "both sides; not in any time above)", session_s, "s"))
             for n_edges in ((100_000,) if quick else (1_000_000, 5_000_000)):
                 rows += _pagerank(spark, settings, root, n_edges, f"{n_edges:,} edges")
     finally:

@@ -4,7 +4,8 @@ The servers are plain JVM processes from their official Maven Central jars:
 
 - ``fetch`` resolves each ``services/<name>/pom.xml`` with ``mvn dependency:copy-dependencies``
   into ``<services_home>/<name>/lib``; a ``.fetched`` stamp holding the pom's hash makes
-  repeat runs instant.
+  repeat runs instant. Besides the servers it fetches the Spark plugins
+  (``SPARK_PLUGIN_NAMES``: Apache DataFusion Comet, which ``spark_jobs.session`` loads).
 - ``up`` checks java, the jars and every port before starting anything, then starts the
   servers together on ``bind_address`` (loopback by default) with our config files from
   ``services/``, data and logs under ``<work_dir>/services/<name>``, and waits for each
@@ -35,6 +36,9 @@ from clickstream.settings import Settings
 
 REPO_SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 SERVER_NAMES = ("kafka", "cassandra", "hdfs")
+# Jars that are fetched like the servers' but never started: Spark loads them.
+SPARK_PLUGIN_NAMES = ("comet",)
+FETCH_NAMES = (*SERVER_NAMES, *SPARK_PLUGIN_NAMES)
 
 CASSANDRA_JVM_FLAGS = (
     "-XX:+UseG1GC", "-Djdk.attach.allowAttachSelf=true",
@@ -128,9 +132,10 @@ def is_fetched(settings: Settings, name: str) -> bool:
     return stamp.exists() and stamp.read_text().strip() == _pom_hash(name)
 
 
-def fetch(settings: Settings, names: Iterable[str] = SERVER_NAMES,
+def fetch(settings: Settings, names: Iterable[str] = FETCH_NAMES,
           log: Callable[[str], None] = print) -> None:
-    """Resolve each server's jars with Maven into the cache (no-op when already cached)."""
+    """Resolve each server's (or Spark plugin's) jars with Maven into the cache (no-op when
+    already cached)."""
     todo = [n for n in names if not is_fetched(settings, n)]
     if not todo:
         return

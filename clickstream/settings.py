@@ -106,6 +106,11 @@ class Settings:
                                        "compute")
     dask_workers: int = _opt(2, "worker processes of the LocalCluster", "compute")
     spark_master: str = _opt("local[2]", "Spark master URL", "compute")
+    spark_engine: str = _opt(
+        "comet", "SQL engine of the Spark sessions we start: 'comet' (Apache DataFusion Comet, "
+        "native; its jar comes with `clickstream services fetch`, without it Spark's own with a "
+        "warning) or 'spark'. Under spark-submit the command line decides (spark_jobs/README.md)",
+        "compute", ("comet", "spark"))
 
     # -- stream (pipeline) ---------------------------------------------------------------
     allowed_lateness_ms: int = _opt(5_000, "event-time lateness allowed before a window is final "

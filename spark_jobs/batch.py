@@ -80,7 +80,7 @@ def write_tables(tables: Mapping[str, Table], write: Callable[[str, Table], int]
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session, session_engine
 
     archive_url, hours = archive_and_range(settings, args)
     spark = build_session(settings, app_name="clickstream-batch")
@@ -89,7 +89,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     elapsed_s = time.perf_counter() - started
     for name, n_rows in written.items():
         print(f"batch: {name}: {n_rows} rows")
-    print(f"batch: {archive_url} ({hours.label()}) -> {settings.store_backend} store in {elapsed_s:.1f} s")
+    print(f"batch: {archive_url} ({hours.label()}) -> {settings.store_backend} store in {elapsed_s:.1f} s "
+          f"(engine {session_engine(spark)})")
     return 0
 
 

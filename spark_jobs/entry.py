@@ -51,6 +51,10 @@ def submit_main(job: str, add_arguments: Callable[[argparse.ArgumentParser], Non
     except SettingsError as exc:
         print(f"{job}: error: {exc}", file=sys.stderr)
         return 2
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # spark-submit started the driver's JVM before Python: its command line decides
+        # whether Comet runs (submit_command); a session can no longer load the plugin.
+        settings = settings.replace(spark_engine="spark")
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -61,9 +65,18 @@ def submit_main(job: str, add_arguments: Callable[[argparse.ArgumentParser], Non
 
 
 def submit_command(settings: Settings, job: str, job_args: Sequence[str], py_files_zip: str) -> list[str]:
-    """The spark-submit command line that runs ``job`` on ``settings.spark_master``."""
+    """The spark-submit command line that runs ``job`` on ``settings.spark_master``, on Comet
+    when ``settings.spark_engine`` says so and its jar is fetched."""
+    from spark_jobs.session import COMET_CONF, engine_jar
+
     job_file = Path(__file__).resolve().parent / f"{job}.py"
     command = ["spark-submit", "--master", settings.spark_master, "--py-files", py_files_zip]
+    comet = engine_jar(settings)
+    if comet is not None:
+        command += ["--jars", str(comet), "--driver-class-path", str(comet),
+                    "--conf", f"spark.executor.extraClassPath={comet}"]
+        for key, value in COMET_CONF.items():
+            command += ["--conf", f"{key}={value}"]
     if settings.store_backend == "cassandra":
         from spark_jobs.session import CASSANDRA_CONNECTOR
         command += ["--packages", CASSANDRA_CONNECTOR]

@@ -146,7 +146,7 @@ def write_store(settings: Settings, run_date: str, variant: str, graph: ClickGra
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from spark_jobs.session import build_session
+    from spark_jobs.session import build_session, session_engine
 
     archive_url, hours = archive_and_range(settings, args)
     spark = build_session(settings, cassandra=False, app_name="clickstream-pagerank")
@@ -160,7 +160,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pagerank {r.variant} {r.run_date}: {r.graph.n_nodes} nodes, {r.graph.n_edges} edges, "
               f"{r.result.iterations} iterations ({'converged' if r.result.converged else 'NOT converged'}), "
               f"top {best}; all ranks in {r.ranks_url}")
-    print(f"pagerank: done in {time.perf_counter() - started:.1f} s")
+    print(f"pagerank: done in {time.perf_counter() - started:.1f} s (engine {session_engine(spark)})")
     return 0
 
 

@@ -104,15 +104,24 @@ def isolated_cassandra_settings(services_running: Settings, unique_name: str) ->
 
 
 @pytest.fixture(scope="session")
-def spark(local_settings: Settings) -> Iterator[object]:
+def comet_settings(local_settings: Settings) -> Settings:
+    """``local_settings`` once Comet's jar (the Spark sessions' default engine) is fetched,
+    as ``clickstream services fetch`` does (a no-op when it has)."""
+    services.fetch(local_settings, services.SPARK_PLUGIN_NAMES)
+    return local_settings
+
+
+@pytest.fixture(scope="session")
+def spark(comet_settings: Settings) -> Iterator[object]:
     """The one local[2] SparkSession of the test process, with the Cassandra connector.
 
     One per process on purpose: PySpark keeps its JVM after ``stop()``, and a later
-    session cannot add ``spark.jars.packages`` to a JVM that started without them.
+    session cannot add ``spark.jars.packages`` to a JVM that started without them. It runs
+    on the default engine, Comet.
     """
     from spark_jobs.session import build_session
 
-    session = build_session(local_settings.replace(spark_master="local[2]"), cassandra=True,
+    session = build_session(comet_settings.replace(spark_master="local[2]"), cassandra=True,
                             app_name="clickstream-tests")
     yield session
     session.stop()

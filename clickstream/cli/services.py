@@ -1,4 +1,5 @@
-"""``clickstream services fetch|up|down|status``: the local Kafka, Cassandra and HDFS."""
+"""``clickstream services fetch|up|down|status``: the local Kafka, Cassandra and HDFS (and,
+for ``fetch``, the Spark plugins' jars)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,20 @@ def register(sub: Any) -> argparse.ArgumentParser:
         description="Run Kafka (KRaft), Cassandra and HDFS as local JVM processes from their "
                     "Maven Central jars, bound to loopback unless --bind-address says otherwise.")
     parser.add_argument("action", choices=["fetch", "up", "down", "status"])
-    parser.add_argument("servers", nargs="*", choices=[[], *services.SERVER_NAMES],
-                        metavar="SERVER", help="kafka, cassandra and/or hdfs (default: all three)")
+    parser.add_argument("servers", nargs="*", choices=[[], *services.FETCH_NAMES],
+                        metavar="SERVER", help="kafka, cassandra and/or hdfs (default: all three); "
+                                               "fetch also takes comet, Spark's native engine plugin "
+                                               "(default: all four)")
     add_settings_arguments(parser, ["general", "services"])
     return parser
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    names = args.servers or list(services.SERVER_NAMES)
+    plugins = [name for name in args.servers if name in services.SPARK_PLUGIN_NAMES]
+    if plugins and args.action != "fetch":
+        raise CliError(f"services {args.action}: {', '.join(plugins)} is a Spark plugin, not a server; "
+                       "only `fetch` takes it")
+    names = args.servers or list(services.FETCH_NAMES if args.action == "fetch" else services.SERVER_NAMES)
     try:
         if args.action == "fetch":
             services.fetch(settings, names)

@@ -93,6 +93,17 @@ def test_unreachable_repository_fails_fetch_cleanly(tmp_path: Path) -> None:
     _no_server_started(settings)
 
 
+def test_spark_plugin_is_fetched_but_never_started(tmp_path: Path) -> None:
+    """``comet`` (a Spark plugin's jar) is a fetch target only: up/down/status name the mistake."""
+    settings = _isolated(tmp_path)
+    for action in ("up", "down", "status"):
+        proc = _cli("services", action, "comet", "--work-dir", settings.work_dir)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr == (f"clickstream services: error: services {action}: comet is a Spark plugin, "
+                               "not a server; only `fetch` takes it\n")
+    _no_server_started(settings)
+
+
 def test_missing_maven_is_named(tmp_path: Path) -> None:
     settings = _isolated(tmp_path, services_home=str(tmp_path / "cache"), mvn_command="no-such-mvn")
     with pytest.raises(services.ServiceError, match="Maven executable 'no-such-mvn' not found on PATH"):

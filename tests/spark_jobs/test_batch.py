@@ -119,19 +119,12 @@ def test_json_baseline_computes_the_same_tables(spark: Any, shared_clicks: pd.Da
         assert got == expected[name], _diff(name, got, expected[name])
 
 
-def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_clicks: pd.DataFrame,
-                                                   tmp_path: Path) -> None:
-    """spark_jobs/batch.py through pyspark's own bin/spark-submit, the code shipped as the
-    --py-files zip (the checkout's editable install hidden from every Python process, so the
-    zip alone must hold the code), an hour range, into a fresh embedded store."""
+def _spark_submit(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` (a spark-submit command line) through pyspark's own bin/spark-submit, with
+    the checkout's editable install hidden from every Python process (so the --py-files zip
+    alone must hold the code) and no CLICKSTREAM_* env; fails unless it exits 0."""
     import pyspark
 
-    from spark_jobs.package import build_zip
-
-    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    py_files = build_zip(tmp_path / "jobs.zip")
-    job = Path(__file__).resolve().parents[2] / "spark_jobs" / "batch.py"
-    settings = Settings(stack="embedded", work_dir=str(tmp_path / "work"), store="embedded")
     hide = tmp_path / "hide-editable-install"
     hide.mkdir()
     # Runs in every Python process after site-packages' .pth files (which install the finder).
@@ -143,21 +136,61 @@ def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
     env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
             "PYTHONPATH": str(hide)}
-    command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-               "--py-files", str(py_files), str(job), shared_archive.as_uri(),
-               "--from", "2015-02-01T20", "--to", "2015-02-02", "--top-n", str(TOP_N),
-               "--stack", "embedded", "--store", "embedded", "--work-dir", settings.work_dir]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    done = subprocess.run([str(spark_submit), *command[1:]], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "editable install hidden" in done.stdout + done.stderr  # spark-submit merges them
     assert "batch: top_destinations:" in done.stdout
+    return done
 
+
+def _assert_hour_range_tables(settings: Settings, shared_clicks: pd.DataFrame) -> None:
+    """The store holds the tables of shared_clicks' 2015-02-01T20..2015-02-02T23."""
     stamp = pd.to_datetime(shared_clicks["ts_ms"], unit="ms", utc=True)
     inside = shared_clicks[(stamp >= pd.Timestamp("2015-02-01T20:00Z"))
                            & (stamp < pd.Timestamp("2015-02-03T00:00Z"))]
     assert 0 < len(inside) < len(shared_clicks)
     _assert_tables(settings, batch_tables(inside, TOP_N, scope="2015-02-01T20..2015-02-02T23",
                                           whole_days=SHARED_WHOLE_DAYS))
+
+
+def _job_arguments(archive: Path, settings: Settings) -> list[str]:
+    return [archive.as_uri(), "--from", "2015-02-01T20", "--to", "2015-02-02", "--top-n", str(TOP_N),
+            "--stack", "embedded", "--store", "embedded", "--work-dir", settings.work_dir]
+
+
+def test_spark_submit_with_py_files_and_hour_range(shared_archive: Path, shared_clicks: pd.DataFrame,
+                                                   tmp_path: Path) -> None:
+    """spark_jobs/batch.py through spark-submit by hand, the code shipped as the --py-files
+    zip, an hour range, into a fresh embedded store: Spark's own engine (no Comet flags on
+    the command line; the job cannot add Comet's plugin to spark-submit's JVM)."""
+    from spark_jobs.package import build_zip
+
+    settings = Settings(stack="embedded", work_dir=str(tmp_path / "work"), store="embedded")
+    job = Path(__file__).resolve().parents[2] / "spark_jobs" / "batch.py"
+    done = _spark_submit(["spark-submit", "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+                          "--py-files", str(build_zip(tmp_path / "jobs.zip")), str(job),
+                          *_job_arguments(shared_archive, settings)], tmp_path)
+    assert "(engine spark)" in done.stdout
+    _assert_hour_range_tables(settings, shared_clicks)
+
+
+def test_spark_submit_command_runs_on_comet(comet_settings: Settings, shared_archive: Path,
+                                            shared_clicks: pd.DataFrame, tmp_path: Path) -> None:
+    """The command ``clickstream batch --print-submit`` prints (``submit_command``) carries
+    Comet's jar and settings: the job runs on Comet under spark-submit, same tables."""
+    from spark_jobs.entry import submit_command
+    from spark_jobs.package import build_zip
+
+    settings = Settings(stack="embedded", work_dir=str(tmp_path / "work"), store="embedded",
+                        services_home=str(comet_settings.services_home_path), spark_engine="comet")
+    command = submit_command(settings, "batch", _job_arguments(shared_archive, settings),
+                             str(build_zip(tmp_path / "jobs.zip")))
+    assert "--driver-class-path" in command
+    done = _spark_submit(command, tmp_path)
+    assert "(engine comet)" in done.stdout
+    _assert_hour_range_tables(settings, shared_clicks)
 
 
 def test_missing_archive_is_named(spark: object, tmp_path: Path) -> None:
