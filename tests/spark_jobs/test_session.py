@@ -14,6 +14,9 @@ from clickstream.settings import Settings
 from spark_jobs.entry import submit_command
 from spark_jobs.session import COMET_CONF, engine_jar, session_engine, spark_conf
 
+# Most of these stand on Comet's jar, which the comet_settings fixture fetches with Maven.
+pytestmark = pytest.mark.integration
+
 
 def _comet_keys(conf: dict[str, str]) -> set[str]:
     return set(conf) & {*COMET_CONF, "spark.driver.extraClassPath", "spark.executor.extraClassPath"}
@@ -63,7 +66,6 @@ def test_submit_command_carries_comet(comet_settings: Settings) -> None:
     assert command[-1] == "file:///archive" and command[-2].endswith("spark_jobs/batch.py")
 
 
-@pytest.mark.integration
 def test_batch_tables_run_natively_on_comet(spark: object, shared_archive: Path) -> None:
     """The test session (the one every Spark test uses) runs on Comet, and the batch job's
     scans, aggregations, shuffles and sorts run in it (not Spark's fallbacks)."""
