@@ -44,7 +44,9 @@ def test_spark_engine_sets_nothing_of_comet(comet_settings: Settings) -> None:
     settings = comet_settings.replace(spark_engine="spark")
     assert engine_jar(settings) is None
     assert not _comet_keys(spark_conf(settings, cassandra=False, comet=engine_jar(settings)))
-    assert not any("comet" in arg.lower() for arg in submit_command(settings, "batch", [], "jobs.zip"))
+    command = submit_command(settings, "batch", [], "jobs.zip")
+    assert "--jars" not in command and "--driver-class-path" not in command
+    assert not any(arg.startswith(tuple(COMET_CONF)) for arg in command)
 
 
 def test_unfetched_comet_warns_and_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
