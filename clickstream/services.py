@@ -238,7 +238,7 @@ def _kafka_command(settings: Settings, java: str) -> list[str]:
            f"-Dkafka.logs.dir={base / 'logs'}", "-cp", _classpath(settings, "kafka")]
     if not (data / "meta.properties").exists():
         data.mkdir(parents=True, exist_ok=True)
-        cluster_id = _kafka_cluster_id()
+        cluster_id = kafka_cluster_id()
         proc = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(conf)],
             capture_output=True, text=True)
@@ -248,9 +248,15 @@ def _kafka_command(settings: Settings, java: str) -> list[str]:
     return [*jvm, "kafka.Kafka", str(conf)]
 
 
-def _kafka_cluster_id() -> str:
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with ``-`` (the
+    storage tool would read such an id as an option; Kafka's own ``Uuid.randomUuid`` skips
+    those too)."""
     import base64
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _cassandra_command(settings: Settings, java: str) -> list[str]:

@@ -93,6 +93,17 @@ def test_unreachable_repository_fails_fetch_cleanly(tmp_path: Path) -> None:
     _no_server_started(settings)
 
 
+def test_kafka_cluster_ids_never_look_like_an_option() -> None:
+    """One random id in 64 would start with '-', which kafka-storage's ``-t`` reads as an
+    option (a CI run failed on one); 2,000 ids without the guard hold such an id all but surely."""
+    import base64
+
+    ids = [services.kafka_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
 def test_spark_plugin_is_fetched_but_never_started(tmp_path: Path) -> None:
     """``comet`` (a Spark plugin's jar) is a fetch target only: up/down/status name the mistake."""
     settings = _isolated(tmp_path)
