@@ -65,20 +65,14 @@ def cached_connector_jars(settings: Settings) -> list[Path]:
     return sorted(jars_dir.glob("*.jar"))
 
 
-def comet_jar(settings: Settings) -> Path | None:
-    """Comet's jar as ``clickstream services fetch`` left it, or None if not fetched."""
-    if not is_fetched(settings, "comet"):
-        return None
-    jars = sorted(lib_dir(settings, "comet").glob(COMET_JAR_GLOB))
-    return jars[-1] if jars else None
-
-
 def engine_jar(settings: Settings) -> Path | None:
-    """Comet's jar if ``settings.spark_engine`` is ``comet`` and the jar is fetched, else None
-    (Spark's own engine; a warning when Comet was asked for but is not fetched)."""
+    """Comet's jar, as ``clickstream services fetch`` left it, if ``settings.spark_engine`` is
+    ``comet``; else None: Spark's own engine (with a warning when Comet was asked for but is
+    not fetched)."""
     if settings.spark_engine != "comet":
         return None
-    jar = comet_jar(settings)
+    jars = sorted(lib_dir(settings, "comet").glob(COMET_JAR_GLOB)) if is_fetched(settings, "comet") else []
+    jar = jars[-1] if jars else None
     if jar is None:
         log.warning("spark_engine comet: its jar is not fetched into %s (run `clickstream services "
                     "fetch comet`); this session runs on Spark's own engine", lib_dir(settings, "comet"))
