@@ -72,8 +72,14 @@ TABLE_AGGREGATES: dict[str, tuple[str, ...]] = {
 SHARED_AGGREGATES = tuple(name for name in AGGREGATES
                           if sum(name in needed for needed in TABLE_AGGREGATES.values()) > 1)
 # The order a job starts its tables in when it computes several at once: the first reader
-# of a shared aggregate fills it, the other readers start last and find it filled.
-START_ORDER = ("top_destinations", "top_articles", "rollups", "link_type_share", "top_sources")
+# of each shared aggregate (in BATCH_TABLES order) fills it, the tables that read none come
+# next, and the other readers start last and find it filled.
+_SHARED_READERS = [name for name in BATCH_TABLES
+                   if any(aggregate in SHARED_AGGREGATES for aggregate in TABLE_AGGREGATES[name])]
+_FIRST_READERS = list(dict.fromkeys(next(name for name in BATCH_TABLES if aggregate in TABLE_AGGREGATES[name])
+                                    for aggregate in SHARED_AGGREGATES))
+START_ORDER = (*_FIRST_READERS, *(name for name in BATCH_TABLES if name not in _SHARED_READERS),
+               *(name for name in _SHARED_READERS if name not in _FIRST_READERS))
 
 
 def with_hour(clicks: DataFrame) -> DataFrame:

@@ -67,7 +67,7 @@ def submit_main(job: str, add_arguments: Callable[[argparse.ArgumentParser], Non
 def submit_command(settings: Settings, job: str, job_args: Sequence[str], py_files_zip: str) -> list[str]:
     """The spark-submit command line that runs ``job`` on ``settings.spark_master``, on Comet
     when ``settings.spark_engine`` says so and its jar is fetched."""
-    from spark_jobs.session import COMET_CONF, engine_jar
+    from spark_jobs.session import CASSANDRA_CONNECTOR, COMET_CONF, engine_jar
 
     job_file = Path(__file__).resolve().parent / f"{job}.py"
     command = ["spark-submit", "--master", settings.spark_master, "--py-files", py_files_zip]
@@ -78,6 +78,5 @@ def submit_command(settings: Settings, job: str, job_args: Sequence[str], py_fil
         for key, value in COMET_CONF.items():
             command += ["--conf", f"{key}={value}"]
     if settings.store_backend == "cassandra":
-        from spark_jobs.session import CASSANDRA_CONNECTOR
         command += ["--packages", CASSANDRA_CONNECTOR]
     return [*command, str(job_file), *job_args]
