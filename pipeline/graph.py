@@ -198,6 +198,23 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- progress (safe to call from another thread while ``run`` blocks) ------------------
+    def consumed_offsets(self) -> dict[int, int]:
+        """Per partition, the next offset to read after the last finished cycle (a copy)."""
+        return dict(self.consumed)
+
+    def metrics_history(self) -> list[CycleMetrics]:
+        """Every cycle's metrics of this run, oldest first (a copy)."""
+        return list(self.metrics.history)
+
+    def source_kind(self) -> str:
+        """``kafka`` for a Kafka topic, ``memory`` for the in-process topic, else the class name."""
+        if isinstance(self.source, KafkaSource):
+            return "kafka"
+        if isinstance(self.source, MemorySource):
+            return "memory"
+        return type(self.source).__name__
+
     # -- the loop ------------------------------------------------------------------------
     def _load_finalized_ms(self) -> int:
         rows = self.store_sink.store.select("pipeline_state", {"pipeline": self.settings.consumer_group})
