@@ -34,6 +34,17 @@ METRIC_REFERRER = "referrer"
 METRIC_LINK_TYPE = "link_type"
 METRICS = (METRIC_DESTINATION, METRIC_SOURCE, METRIC_REFERRER, METRIC_LINK_TYPE)
 
+# The column of a click (the pipeline's click table, the Parquet archive) each metric counts.
+REFERRER_CLASS_COLUMN = "referrer_class"
+METRIC_COLUMNS = {METRIC_DESTINATION: "curr", METRIC_SOURCE: "prev",
+                  METRIC_REFERRER: REFERRER_CLASS_COLUMN, METRIC_LINK_TYPE: "link_type"}
+
+SECOND_MS = 1_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+# The month a replay's event times fall in when neither the dump's name nor a flag says.
+DEFAULT_MONTH = "2015-02"
+
 TUMBLING_WINDOWS_MS = (1_000, 10_000, 60_000)
 SLIDING_WINDOW_MS = 300_000
 SLIDING_STEP_MS = 10_000
