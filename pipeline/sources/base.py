@@ -17,7 +17,10 @@ so another client (say confluent-kafka) is one more module here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+import numpy as np
 
 
 class RawRecord(NamedTuple):
@@ -25,6 +28,32 @@ class RawRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp_ms: int  # append (or create) time on the log, wall clock
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Records ``[start_offset, end_offset)`` of one partition as columns (no object per record).
+
+    ``offsets`` and ``timestamps_ms`` are int64 arrays (append or create time, wall clock);
+    ``keys`` and ``values`` are the raw bytes, ``None`` where the record has none. All four
+    have one entry per record, in offset order; offsets may have gaps (compacted topics,
+    transaction markers) but never leave ``[start_offset, end_offset)``.
+    """
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    offsets: np.ndarray
+    timestamps_ms: np.ndarray
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def record(self, i: int) -> RawRecord:
+        """The i-th record as a ``RawRecord`` (for the rare per-record paths: dead letters)."""
+        return RawRecord(int(self.offsets[i]), self.keys[i], self.values[i], int(self.timestamps_ms[i]))
 
 
 Fetcher = Callable[[int, int, int], list[RawRecord]]
