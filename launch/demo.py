@@ -1,9 +1,9 @@
 """The demo: the whole platform in one process. This module is the COMPOSITION ROOT.
 
-It is the one place that imports every role (producer, pipeline, spark_jobs,
-dashboards) and wires them together; the roles never import each other. It lives in the
-core's top level because ``clickstream demo`` (``clickstream/cli/demo.py``) is its only
-caller, and it only uses the roles' public functions.
+It imports every role (producer, pipeline, spark_jobs, dashboards) and wires them
+together; the roles never import each other. It lives in the entry layer ``launch/``
+(above the roles, see ARCHITECTURE.md) because ``clickstream demo`` (``launch/cli/demo.py``)
+is its only caller, and it only uses the roles' public functions.
 
 What ``run_demo`` does, in order:
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
 from clickstream.store import StoreError, open_store
+from launch.cli.main import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

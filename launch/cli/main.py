@@ -13,8 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from clickstream.cli import CliError
 from clickstream.settings import Settings, SettingsError
+from launch.cli import CliError
 
 SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile",
                "demo")
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time clickstream analysis: replay, stream, batch, PageRank, dashboard.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"clickstream.cli.{name}")
+        module = importlib.import_module(f"launch.cli.{name}")
         sub_parser = module.register(sub)
         sub_parser.set_defaults(_module=module)
     return parser

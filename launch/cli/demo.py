@@ -1,4 +1,4 @@
-"""``clickstream demo``: the whole platform in one command (see ``clickstream/demo.py``).
+"""``clickstream demo``: the whole platform in one command (see ``launch/demo.py``).
 
 Replays a synthetic month (or ``--dump FILE``) at ``--rate`` clicks/s through the
 in-process topic (or Kafka with ``--stack local``), streams it on a Dask LocalCluster into
@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from launch.cli.main import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    from clickstream.demo import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
+    from launch.demo import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
 
     parser = sub.add_parser(
         "demo", help="replay, stream, batch jobs, PageRank and the dashboard in one command",
@@ -64,8 +64,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from clickstream.demo import Demo, DemoError, DemoOptions, run_demo
     from clickstream.store import StoreError
+    from launch.demo import Demo, DemoError, DemoOptions, run_demo
 
     if settings.log_level == "INFO":
         import distributed  # noqa: F401  (its import sets its loggers' levels: set ours after)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from launch.cli.main import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

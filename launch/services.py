@@ -19,7 +19,6 @@ Every failure is a ``ServiceError`` whose message is one line naming what and wh
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -32,9 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clickstream.jars import FETCHED_STAMP, REPO_SERVICES_DIR, is_fetched, lib_dir, pom_hash
 from clickstream.settings import Settings
 
-REPO_SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 SERVER_NAMES = ("kafka", "cassandra", "hdfs")
 # Jars that are fetched like the servers' but never started: Spark loads them.
 SPARK_PLUGIN_NAMES = ("comet",)
@@ -87,10 +86,6 @@ class ServerStatus:
 # -- paths -----------------------------------------------------------------------------
 
 
-def lib_dir(settings: Settings, name: str) -> Path:
-    return settings.services_home_path / name / "lib"
-
-
 def run_dir(settings: Settings, name: str) -> Path:
     return settings.work_path / "services" / name
 
@@ -123,15 +118,6 @@ def address(settings: Settings, name: str) -> str:
 # -- fetch -----------------------------------------------------------------------------
 
 
-def _pom_hash(name: str) -> str:
-    return hashlib.sha256((REPO_SERVICES_DIR / name / "pom.xml").read_bytes()).hexdigest()
-
-
-def is_fetched(settings: Settings, name: str) -> bool:
-    stamp = lib_dir(settings, name) / ".fetched"
-    return stamp.exists() and stamp.read_text().strip() == _pom_hash(name)
-
-
 def fetch(settings: Settings, names: Iterable[str] = FETCH_NAMES,
           log: Callable[[str], None] = print) -> None:
     """Resolve each server's (or Spark plugin's) jars with Maven into the cache (no-op when
@@ -158,7 +144,7 @@ def fetch(settings: Settings, names: Iterable[str] = FETCH_NAMES,
             shutil.rmtree(staging, ignore_errors=True)
             reason = _maven_reason(proc.stdout + proc.stderr)
             raise ServiceError(f"fetch {name}: Maven could not resolve {pom}: {reason}")
-        (staging / ".fetched").write_text(_pom_hash(name))
+        (staging / FETCHED_STAMP).write_text(pom_hash(name))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 

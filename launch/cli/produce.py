@@ -15,9 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings, add_settings_arguments
+from launch.cli.main import CliError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import shlex
 import sys
 from typing import Any
 
-from clickstream.cli import CliError
 from clickstream.settings import Settings
+from launch.cli import CliError
 
 
 def register_job(sub: Any, name: str, help: str) -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ import logging
 import signal
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from launch.cli.main import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

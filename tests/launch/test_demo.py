@@ -151,7 +151,7 @@ def test_demo_local_stack_summary_matches_store(tmp_path: Path, isolated_cassand
 
 
 def test_run_settings_isolate_each_run(tmp_path: Path) -> None:
-    from clickstream.demo import run_settings
+    from launch.demo import run_settings
 
     embedded = run_settings(Settings(work_dir=str(tmp_path)), tmp_path / "run1", "run1")
     assert embedded.embedded_store_file == (tmp_path / "run1" / "store.sqlite").resolve()
@@ -165,7 +165,7 @@ def test_run_settings_isolate_each_run(tmp_path: Path) -> None:
 
 
 def test_plan_replay_gives_exactly_the_clicks_asked_in_the_span(tmp_path: Path) -> None:
-    from clickstream.demo import DemoOptions, plan_replay
+    from launch.demo import DemoOptions, plan_replay
 
     replay = plan_replay(DemoOptions(clicks=20_000, rate_per_s=2_000, jitter_ms=0), tmp_path)
     clicks = list(replay.clicks)
