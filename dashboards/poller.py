@@ -33,7 +33,6 @@ HEALTH_ROWS = 120
 BATCH_EVERY_TICKS = 8
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 LOOKUP_TTL_S = 5.0
-DAY_MS = 86_400_000
 
 StoreFactory = Callable[[Settings], Store]
 
@@ -185,7 +184,7 @@ class StorePoller:
 
     def _read_health(self) -> list[dict[str, Any]]:
         now = self._clock_ms()
-        days = [windows.day_of(now), windows.day_of(now - DAY_MS)]
+        days = [windows.day_of(now), windows.day_of(now - windows.DAY_MS)]
         if self._last_metrics_day and self._last_metrics_day not in days:
             days.insert(0, self._last_metrics_day)
         for day in days:

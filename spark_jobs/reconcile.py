@@ -35,16 +35,23 @@ from typing import TYPE_CHECKING, Any
 
 from clickstream.settings import Settings
 from clickstream.store import Store, open_store
-from clickstream.windows import FULL_COUNT_WINDOWS_MS, METRICS, TOP_N, TUMBLING_WINDOWS_MS, day_of
+from clickstream.windows import (
+    DAY_MS,
+    FULL_COUNT_WINDOWS_MS,
+    HOUR_MS,
+    METRIC_COLUMNS,
+    METRICS,
+    TOP_N,
+    TUMBLING_WINDOWS_MS,
+    day_of,
+)
 from spark_jobs.entry import archive_and_range, submit_main
-from spark_jobs.source import DAY_MS, HOUR_MS, HourRange, read_clicks
+from spark_jobs.source import HourRange, read_clicks
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import SparkSession
 
-METRIC_COLUMNS = {"destination": "curr", "source": "prev", "referrer": "referrer_class",
-                  "link_type": "link_type"}
 TOTAL_METRIC = "total"
 READ_THREADS = 8
 

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.settings import Settings, add_settings_arguments
-from launch.cli.main import CliError
+from clickstream.store import StoreError
+from launch.cli import CliError
+from producer.replay import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    from launch.demo import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
-
     parser = sub.add_parser(
         "demo", help="replay, stream, batch jobs, PageRank and the dashboard in one command",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +64,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from clickstream.store import StoreError
     from launch.demo import Demo, DemoError, DemoOptions, run_demo
 
     if settings.log_level == "INFO":

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from clickstream.settings import Settings, SettingsError
 from launch.cli import CliError
 
+log = logging.getLogger("clickstream")
+
 SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile",
                "demo")
 
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.debug("settings: %s", settings.redacted())
     try:
         return int(args._module.run(settings, args) or 0)
     except CliError as exc:

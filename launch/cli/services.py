@@ -8,7 +8,7 @@ from typing import Any
 
 from clickstream.settings import Settings, add_settings_arguments
 from launch import services
-from launch.cli.main import CliError
+from launch.cli import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
