@@ -280,6 +280,13 @@ def count_batch_rows(store: Store, pagerank_runs: Iterable[PageRankKey]) -> Stor
 
 
 # -- the run -----------------------------------------------------------------------------
+class Progress(NamedTuple):
+    """The pipeline's drain progress: when ``consumed`` (records) last changed."""
+
+    at_s: float
+    consumed: int
+
+
 @dataclass(frozen=True)
 class Sent:
     """What the producer thread hands back."""
@@ -478,7 +485,7 @@ class Demo:
         """Status lines until the pipeline has consumed everything sent (or a stop)."""
         o = self.options
         next_status = time.monotonic() + o.status_every_s
-        last_progress = (time.monotonic(), -1)
+        last_progress = Progress(time.monotonic(), -1)
         reads_kafka = pipe.source_kind() == "kafka"  # Kafka has no end: stop once all is read
         while not streamed.done():
             now = time.monotonic()
@@ -492,8 +499,7 @@ class Demo:
             _wait(streamed, 0.2)
 
     @staticmethod
-    def _drain_step(pipe: Pipeline, sent: Future[Sent], now: float,
-                    last_progress: tuple[float, int]) -> tuple[float, int]:
+    def _drain_step(pipe: Pipeline, sent: Future[Sent], now: float, last_progress: Progress) -> Progress:
         """After the replay: stop the pipeline once it consumed every record sent, or when it
         made no progress for ``DRAIN_STALL_S``; returns the last (time, consumed) progress."""
         consumed = sum(pipe.consumed_offsets().values())
@@ -502,9 +508,9 @@ class Demo:
             total = sent.result().summary.sent_records
         if total is None or consumed >= total:
             pipe.stop()
-        elif consumed != last_progress[1]:
-            return (now, consumed)
-        elif now - last_progress[0] > DRAIN_STALL_S:
+        elif consumed != last_progress.consumed:
+            return Progress(now, consumed)
+        elif now - last_progress.at_s > DRAIN_STALL_S:
             log.error("demo: pipeline made no progress for %.0f s (%d of %d records); stopping",
                       DRAIN_STALL_S, consumed, total)
             pipe.stop()
