@@ -51,9 +51,12 @@ from benchmarks.common import Measurement
 from clickstream.archive import CLICK_SCHEMA, partition_dir
 from clickstream.referrers import classify
 from clickstream.settings import Settings
+from clickstream.windows import DEFAULT_MONTH, HOUR_MS, REFERRER_CLASS_COLUMN, day_of
+from producer.expand import month_bounds
 
 SUITE = "spark"
 BENCH_TOL = 1e-8
+START_MS = month_bounds(DEFAULT_MONTH)[0]  # the clicks' event time starts here
 BATCH_TITLES = 50_000
 # clicks -> timed runs of each side (alternating; the median is reported)
 BATCH_REPEATS = {300_000: 3, 2_000_000: 3, 5_000_000: 1}
@@ -75,21 +78,21 @@ def _clicks(n_clicks: int, n_titles: int, seed: int, hours: int = 24) -> pd.Data
     prev = np.where(rng.random(n_clicks) < 0.3, referrers[rng.integers(0, 4, n_clicks)], prev)
     frame = pd.DataFrame({
         "click_id": np.arange(n_clicks, dtype=np.int64),
-        "ts_ms": 1_422_748_800_000 + rng.integers(0, hours * 3_600_000, n_clicks),
+        "ts_ms": START_MS + rng.integers(0, hours * HOUR_MS, n_clicks),
         "prev": prev, "curr": curr,
         "link_type": np.array(["link", "external", "other", "redlink"],
                               dtype=object)[rng.integers(0, 4, n_clicks)],
     })
     classes = {p: classify(p) for p in referrers}
-    frame["referrer_class"] = [classes.get(p, "link") for p in frame["prev"]]
+    frame[REFERRER_CLASS_COLUMN] = [classes.get(p, "link") for p in frame["prev"]]
     frame["late"] = rng.random(n_clicks) < 0.02
     return frame[list(CLICK_SCHEMA.names)]
 
 
 def _write_parquet_archive(frame: pd.DataFrame, root: Path) -> None:
-    hours = (frame["ts_ms"] - 1_422_748_800_000) // 3_600_000
+    hours = (frame["ts_ms"] - START_MS) // HOUR_MS
     for hour, part in frame.groupby(hours):
-        folder = Path(partition_dir(str(root), "2015-02-01", int(hour)))
+        folder = Path(partition_dir(str(root), day_of(START_MS), int(hour)))
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pandas(part, schema=CLICK_SCHEMA, preserve_index=False),
                        folder / "part-0.parquet")
@@ -173,10 +176,10 @@ def _pagerank(spark: object, settings: Settings, root: Path, n_edges: int, label
     n_nodes = max(n_edges // 5, 10)
     titles = np.array([f"Page_{i}" for i in range(n_nodes)], dtype=object)
     frame = pd.DataFrame({"click_id": np.arange(n_edges, dtype=np.int64),
-                          "ts_ms": 1_422_748_800_000 + rng.integers(0, 3_600_000, n_edges),
+                          "ts_ms": START_MS + rng.integers(0, HOUR_MS, n_edges),
                           "prev": titles[rng.integers(0, n_nodes, n_edges)],
                           "curr": titles[rng.zipf(1.5, n_edges) % n_nodes],
-                          "link_type": "link", "referrer_class": "link", "late": False})
+                          "link_type": "link", REFERRER_CLASS_COLUMN: "link", "late": False})
     archive = root / f"pr-{n_edges}"
     _write_parquet_archive(frame, archive)
 

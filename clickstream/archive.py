@@ -16,6 +16,8 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 
+from clickstream.windows import REFERRER_CLASS_COLUMN
+
 CLICKS_DIR = "clicks"
 PAGERANK_DIR = "pagerank"
 TMP_PREFIX = "_tmp-"
@@ -26,7 +28,7 @@ CLICK_SCHEMA = pa.schema([
     pa.field("prev", pa.string(), nullable=False),
     pa.field("curr", pa.string(), nullable=False),
     pa.field("link_type", pa.string(), nullable=False),
-    pa.field("referrer_class", pa.string(), nullable=False),
+    pa.field(REFERRER_CLASS_COLUMN, pa.string(), nullable=False),
     pa.field("late", pa.bool_(), nullable=False),
 ])
 

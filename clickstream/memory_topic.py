@@ -14,7 +14,6 @@ have read everything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 from kafka.partitioner.default import murmur2
 
@@ -45,13 +44,6 @@ class MemoryTopic:
             log.append((key, value))
             self._cond.notify_all()
             return p, len(log) - 1
-
-    def extend(self, records: Iterable[tuple[bytes, bytes]]) -> int:
-        n = 0
-        for key, value in records:
-            self.append(key, value)
-            n += 1
-        return n
 
     def end_offset(self, partition: int) -> int:
         with self._cond:

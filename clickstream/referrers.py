@@ -49,11 +49,6 @@ _BY_PREV = {
 }
 
 
-def is_pseudo_referrer(prev: str) -> bool:
-    """True for the dump's ``other-*`` referrers, which are not articles."""
-    return prev.startswith(OTHER_PREFIX)
-
-
 @lru_cache(maxsize=65536)
 def classify(prev: str) -> str:
     """The referrer class of a ``prev`` value (pure; cached, titles repeat a lot)."""

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from bokeh.document import Document
 from bokeh.layouts import column, row
@@ -91,6 +91,13 @@ def _table(name: str, columns: list[tuple[str, str]],
     return table, source
 
 
+class ExplorerTables(NamedTuple):
+    incoming: DataTable
+    outgoing: DataTable
+    shares: DataTable
+    link_types: DataTable
+
+
 class DashboardSession:
     """The models and callbacks of one browser session."""
 
@@ -104,8 +111,18 @@ class DashboardSession:
         self.status = Div(text="Connecting to the store…", render_as_text=True, name="status",
                           sizing_mode="stretch_width",
                           styles={"padding": "6px 10px", "border-radius": "4px", "font-size": "14px"})
+        tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
+                          TabPanel(child=self._build_batch(), title="Batch"),
+                          TabPanel(child=self._build_explorer(), title="Explorer")], name="tabs",
+                    sizing_mode="stretch_width")
+        doc.add_root(column(self.status, tabs, sizing_mode="stretch_width"))
+        doc.title = "Clickstream"
+        self.update()
+        doc.add_periodic_callback(self.update, UPDATE_MS)
 
-        # -- Live ------------------------------------------------------------------------
+    # -- the pages' models -------------------------------------------------------------------
+    def _build_live(self) -> Any:
+        """Clicks per second, trending, the referrer mix and the pipeline's health."""
         self.clicks_source = ColumnDataSource(shaping.clicks_series([], CLICKS_WINDOW_MS), name="clicks")
         clicks_fig = figure(title="Clicks per second (1 s windows, event time)", height=280,
                             x_axis_type="datetime", sizing_mode="stretch_width", toolbar_location=None,
@@ -131,14 +148,15 @@ class DashboardSession:
         health_table, self.health_table_source = _table("health_now", [("metric", "metric"),
                                                                        ("value", "now")], height=230)
         self.health_table_source.data = shaping.health_table(None)
-        live = column(
+        return column(
             row(clicks_fig, column(self.trending_fig, self.trending_window, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
             row(mix_fig, column(health_fig, health_table, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
 
-        # -- Batch -----------------------------------------------------------------------
+    def _build_batch(self) -> Any:
+        """The PageRank runs and the all-time top sources and destinations."""
         self.pagerank_select = Select(title="PageRank run", options=[], value="", name="pagerank_run")
         self.pagerank_select.on_change("value", self._on_pagerank_choice)
         self.pagerank_fig, self.pagerank_bars = _ranked_bar("pagerank_bars", "PageRank top 20",
@@ -149,7 +167,7 @@ class DashboardSession:
                                                                     ("clicks", "clicks")])
         dst_table, self.top_destinations_source = _table(
             "top_destinations", [("rank", "rank"), ("title", "destination"), ("clicks", "clicks")])
-        batch = column(
+        return column(
             self.pagerank_select,
             row(self.pagerank_fig, pr_table, sizing_mode="stretch_width"),
             row(column(Div(text="Top sources (all time)"), src_table, sizing_mode="stretch_width"),
@@ -157,7 +175,8 @@ class DashboardSession:
                 sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
 
-        # -- Explorer --------------------------------------------------------------------
+    def _build_explorer(self) -> Any:
+        """One article: its sources and destinations, their shares, and its clicks over time."""
         self.article_input = AutocompleteInput(title="Article (type or pick)", completions=[],
                                                name="article_input", min_characters=1, case_sensitive=False,
                                                search_strategy="includes", restrict=False)
@@ -167,6 +186,29 @@ class DashboardSession:
         self.granularity.on_change("value", lambda _a, _o, _n: self._lookup_article(self.article))
         self.explorer_message = Div(text="Pick an article to see where its readers come from and go.",
                                     render_as_text=True, name="explorer_message")
+        tables = self._explorer_tables()
+        self.explorer_series = ColumnDataSource({"x": [], "clicks": []}, name="explorer_series")
+        self.series_fig = figure(title="Clicks into the article", height=250, x_axis_type="datetime",
+                                 sizing_mode="stretch_width", toolbar_location=None)
+        self.series_fig.step(x="x", y="clicks", source=self.explorer_series, mode="after")
+        now_ms = 0.0
+        self.range_slider = DateRangeSlider(title="Time range", start=now_ms, end=now_ms + 1,
+                                            value=(now_ms, now_ms + 1), name="explorer_range",
+                                            disabled=True, sizing_mode="stretch_width")
+        self.range_slider.on_change("value", self._on_range)
+        self.range_total = Div(text="", render_as_text=True, name="explorer_total")
+        return column(
+            row(self.article_input, self.granularity),
+            self.explorer_message,
+            row(column(Div(text="Incoming (top sources)"), tables.incoming, sizing_mode="stretch_width"),
+                column(Div(text="Outgoing (top destinations)"), tables.outgoing,
+                       sizing_mode="stretch_width"),
+                sizing_mode="stretch_width"),
+            row(tables.shares, tables.link_types, sizing_mode="stretch_width"),
+            self.series_fig, self.range_slider, self.range_total,
+            sizing_mode="stretch_width")
+
+    def _explorer_tables(self) -> ExplorerTables:
         in_table, self.explorer_sources = _table(
             "explorer_sources", [("rank", "rank"), ("source", "source"), ("clicks", "clicks"),
                                  ("share", "share")])
@@ -179,33 +221,7 @@ class DashboardSession:
         lt_table, self.explorer_link_types = _table(
             "explorer_link_types", [("link_type", "link type"), ("clicks", "clicks"), ("share", "share")],
             height=200)
-        self.explorer_series = ColumnDataSource({"x": [], "clicks": []}, name="explorer_series")
-        self.series_fig = figure(title="Clicks into the article", height=250, x_axis_type="datetime",
-                                 sizing_mode="stretch_width", toolbar_location=None)
-        self.series_fig.step(x="x", y="clicks", source=self.explorer_series, mode="after")
-        now_ms = 0.0
-        self.range_slider = DateRangeSlider(title="Time range", start=now_ms, end=now_ms + 1,
-                                            value=(now_ms, now_ms + 1), name="explorer_range",
-                                            disabled=True, sizing_mode="stretch_width")
-        self.range_slider.on_change("value", self._on_range)
-        self.range_total = Div(text="", render_as_text=True, name="explorer_total")
-        explorer = column(
-            row(self.article_input, self.granularity),
-            self.explorer_message,
-            row(column(Div(text="Incoming (top sources)"), in_table, sizing_mode="stretch_width"),
-                column(Div(text="Outgoing (top destinations)"), out_table, sizing_mode="stretch_width"),
-                sizing_mode="stretch_width"),
-            row(share_table, lt_table, sizing_mode="stretch_width"),
-            self.series_fig, self.range_slider, self.range_total,
-            sizing_mode="stretch_width")
-
-        tabs = Tabs(tabs=[TabPanel(child=live, title="Live"), TabPanel(child=batch, title="Batch"),
-                          TabPanel(child=explorer, title="Explorer")], name="tabs",
-                    sizing_mode="stretch_width")
-        doc.add_root(column(self.status, tabs, sizing_mode="stretch_width"))
-        doc.title = "Clickstream"
-        self.update()
-        doc.add_periodic_callback(self.update, UPDATE_MS)
+        return ExplorerTables(in_table, out_table, share_table, lt_table)
 
     # -- periodic update from the shared snapshot ---------------------------------------
     def update(self) -> None:
@@ -357,7 +373,7 @@ class DashboardSession:
                   "clicks": [int(x["clicks"]) for x in r["series"]]}
         self.explorer_series.data = series
         if series["x"]:
-            step_ms = 3_600_000 if self.granularity.value == "hour" else 86_400_000
+            step_ms = windows.HOUR_MS if self.granularity.value == "hour" else windows.DAY_MS
             start, end = series["x"][0], series["x"][-1] + step_ms
             self.range_slider.update(start=start, end=end, value=(start, end), disabled=False)
             self._on_range("value", None, (start, end))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickstream import windows
 from clickstream.settings import Settings
@@ -33,9 +33,13 @@ HEALTH_ROWS = 120
 BATCH_EVERY_TICKS = 8
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 LOOKUP_TTL_S = 5.0
-DAY_MS = 86_400_000
 
 StoreFactory = Callable[[Settings], Store]
+
+
+class CachedLookup(NamedTuple):
+    at_s: float  # time.monotonic() of the read
+    future: Future[Any]
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class StorePoller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clickstream-dashboard-lookup")
-        self._cache: dict[tuple[Any, ...], tuple[float, Future[Any]]] = {}
+        self._cache: dict[tuple[Any, ...], CachedLookup] = {}
         self._cache_lock = threading.Lock()
         self.snapshot = Snapshot()
         self.queries = 0
@@ -185,7 +189,7 @@ class StorePoller:
 
     def _read_health(self) -> list[dict[str, Any]]:
         now = self._clock_ms()
-        days = [windows.day_of(now), windows.day_of(now - DAY_MS)]
+        days = [windows.day_of(now), windows.day_of(now - windows.DAY_MS)]
         if self._last_metrics_day and self._last_metrics_day not in days:
             days.insert(0, self._last_metrics_day)
         for day in days:
@@ -253,12 +257,12 @@ class StorePoller:
         now = time.monotonic()
         with self._cache_lock:
             hit = self._cache.get(key)
-            if hit and now - hit[0] < LOOKUP_TTL_S and not (hit[1].done() and hit[1].exception()):
-                return hit[1]
+            if hit and now - hit.at_s < LOOKUP_TTL_S and not (hit.future.done() and hit.future.exception()):
+                return hit.future
             future = self._pool.submit(self._select, table, partition, **kw)
-            self._cache[key] = (now, future)
+            self._cache[key] = CachedLookup(now, future)
             if len(self._cache) > 512:
-                for k, (t, _) in list(self._cache.items()):
-                    if now - t >= LOOKUP_TTL_S:
+                for k, entry in list(self._cache.items()):
+                    if now - entry.at_s >= LOOKUP_TTL_S:
                         del self._cache[k]
         return future

@@ -6,7 +6,6 @@ them) and returns plain column dicts that a ``ColumnDataSource`` can take.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +13,6 @@ from typing import Any
 from clickstream.referrers import REFERRER_CLASSES, classify
 
 Columns = dict[str, list[Any]]
-
-
-def escape_title(title: str) -> str:
-    """An article title made safe for the one place HTML is unavoidable (a markup Div)."""
-    return html.escape(title, quote=True)
 
 
 def clicks_series(rows_desc: Iterable[Mapping[str, Any]], window_ms: int) -> Columns:

@@ -52,6 +52,7 @@ from typing import IO
 import numpy as np
 
 from clickstream.events import Click
+from clickstream.windows import DEFAULT_MONTH
 from producer.readers import DumpRow
 
 SLICES = 256
@@ -185,7 +186,7 @@ def _deal_chunk(rng: np.random.Generator, first_row: int, n: np.ndarray, slices:
     return np.concatenate(parts_s), np.concatenate(parts_e).astype(np.int64)
 
 
-def expand_clicks(rows: Iterable[DumpRow], *, month: str = "2015-02", seed: int = 0,
+def expand_clicks(rows: Iterable[DumpRow], *, month: str = DEFAULT_MONTH, seed: int = 0,
                   jitter_ms: int = 0, fraction: float = 1.0, limit: int | None = None,
                   span_s: float | None = None, spike: Spike | None = None,
                   spool_dir: str | Path | None = None) -> Iterator[Click]:

@@ -36,8 +36,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from clickstream.referrers import OTHER_PREFIX
-from clickstream.windows import METRIC_DESTINATION, METRIC_REFERRER
-from spark_jobs.source import DAY_MS, HOUR_MS, DayBounds, HourRange
+from clickstream.windows import DAY_MS, HOUR_MS, METRIC_DESTINATION, METRIC_REFERRER, REFERRER_CLASS_COLUMN
+from spark_jobs.source import DayBounds, HourRange
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -48,7 +48,7 @@ RANKED_TABLES = ("top_destinations", "top_sources", "top_articles")
 BATCH_TABLES = (*RANKED_TABLES, "rollups", "link_type_share")
 # Tables whose partitions a run replaces whole (no stale ranks or link types survive).
 REPLACED_TABLES = (*RANKED_TABLES, "link_type_share")
-CLICK_INPUT_COLUMNS = ("ts_ms", "prev", "curr", "link_type", "referrer_class")
+CLICK_INPUT_COLUMNS = ("ts_ms", "prev", "curr", "link_type", REFERRER_CLASS_COLUMN)
 DAY_SCOPE_PREFIX = "day:"
 
 # The click counts the tables derive from: name -> grouping columns (each with ``clicks``).
@@ -57,7 +57,7 @@ AGGREGATES: dict[str, tuple[str, ...]] = {
     "sources": ("prev",),
     "destinations": ("curr",),
     "destination_hours": ("curr", "hour_ms"),
-    "referrer_hours": ("referrer_class", "hour_ms"),
+    "referrer_hours": (REFERRER_CLASS_COLUMN, "hour_ms"),
     "destination_link_types": ("curr", "link_type"),
     "link_type_hours": ("link_type", "hour_ms"),
 }
@@ -154,10 +154,11 @@ def _rollups(aggregates: dict[str, DataFrame], whole_days_ms: DayBounds) -> Data
     """Hourly rows straight from the aggregates; daily ones summed in one shuffle."""
     from pyspark.sql import functions as F
 
+    sources = ((METRIC_DESTINATION, "destination_hours", "curr"),
+               (METRIC_REFERRER, "referrer_hours", REFERRER_CLASS_COLUMN))
     hourly = _union([aggregates[aggregate].select(F.lit(metric).alias("metric"), F.col(key).alias("key"),
                                                   "hour_ms", "clicks")
-                     for metric, aggregate, key in ((METRIC_DESTINATION, "destination_hours", "curr"),
-                                                    (METRIC_REFERRER, "referrer_hours", "referrer_class"))])
+                     for metric, aggregate, key in sources])
     parts = [hourly.select("metric", "key", F.col("hour_ms").alias("bucket_start_ms"), "clicks",
                            F.lit("hour").alias("granularity"))]
     daily = _days(hourly, whole_days_ms)

@@ -19,7 +19,6 @@ from clickstream.settings import Settings, SettingsError, add_settings_arguments
 from spark_jobs.source import HourRange, JobInputError
 
 SETTINGS_GROUPS = ("general", "store", "archive", "compute")
-JOBS = ("batch", "pagerank", "reconcile")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, with_settings: bool) -> None:

@@ -31,21 +31,43 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from clickstream.settings import Settings
 from clickstream.store import Store, open_store
-from clickstream.windows import FULL_COUNT_WINDOWS_MS, METRICS, TOP_N, TUMBLING_WINDOWS_MS, day_of
+from clickstream.windows import (
+    DAY_MS,
+    FULL_COUNT_WINDOWS_MS,
+    HOUR_MS,
+    METRIC_COLUMNS,
+    METRICS,
+    TOP_N,
+    TUMBLING_WINDOWS_MS,
+    day_of,
+)
 from spark_jobs.entry import archive_and_range, submit_main
-from spark_jobs.source import DAY_MS, HOUR_MS, HourRange, read_clicks
+from spark_jobs.source import HourRange, read_clicks
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import SparkSession
 
-METRIC_COLUMNS = {"destination": "curr", "source": "prev", "referrer": "referrer_class",
-                  "link_type": "link_type"}
 TOTAL_METRIC = "total"
+
+
+class WindowKey(NamedTuple):
+    window_ms: int
+    window_start_ms: int
+
+
+class WindowTotal(NamedTuple):
+    """A ``window_totals`` row's counts (field names are its column names)."""
+
+    clicks: int
+    late_clicks: int
+
+
+NO_CLICKS = WindowTotal(0, 0)
 READ_THREADS = 8
 
 
@@ -143,10 +165,10 @@ def run_reconcile(spark: SparkSession, settings: Settings, archive_url: str, hou
 def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, report: ReconcileReport,
                       now_ms: int) -> dict[int, set[int]]:
     """Compare/overwrite window_totals; returns the streamed window starts per size."""
-    recounted: dict[tuple[int, int], tuple[int, int]] = {
-        (int(r.window_ms), int(r.window_start_ms)): (int(r.clicks), int(r.late_clicks))
+    recounted: dict[WindowKey, WindowTotal] = {
+        WindowKey(int(r.window_ms), int(r.window_start_ms)): WindowTotal(int(r.clicks), int(r.late_clicks))
         for r in totals.itertuples()}
-    days = sorted({day_of(start) for _, start in recounted})
+    days = sorted({day_of(key.window_start_ms) for key in recounted})
     partitions = [(w, d) for w in TUMBLING_WINDOWS_MS for d in days]
 
     def read(partition: tuple[int, str]) -> list[dict[str, Any]]:
@@ -154,27 +176,29 @@ def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, repo
         start, end = _day_bounds(hours, day)
         return store.select("window_totals", {"window_ms": window_ms, "day": day}, start=start, end=end)
 
-    streamed: dict[tuple[int, int], tuple[int, int]] = {}
+    streamed: dict[WindowKey, WindowTotal] = {}
     for rows in _parallel(read, partitions):
         for row in rows:
-            streamed[(row["window_ms"], row["window_start_ms"])] = (row["clicks"], row["late_clicks"])
+            streamed[WindowKey(row["window_ms"], row["window_start_ms"])] = WindowTotal(
+                row["clicks"], row["late_clicks"])
     fixes = []
     for key in sorted(set(recounted) | set(streamed)):
-        window_ms, start = key
-        got, want = streamed.get(key, (0, 0)), recounted.get(key, (0, 0))
+        window_ms, start = key.window_ms, key.window_start_ms
+        got, want = streamed.get(key, NO_CLICKS), recounted.get(key, NO_CLICKS)
         if got == want:
             continue
-        for name, g, w in (("clicks", got[0], want[0]), ("late_clicks", got[1], want[1])):
-            if g != w:
+        for name in WindowTotal._fields:
+            if getattr(got, name) != getattr(want, name):
                 report.diffs.append({"metric": TOTAL_METRIC, "window_ms": window_ms, "window_start_ms": start,
-                                     "key": name, "streamed": g, "recounted": w})
+                                     "key": name, "streamed": getattr(got, name),
+                                     "recounted": getattr(want, name)})
         fixes.append({"window_ms": window_ms, "day": day_of(start), "window_start_ms": start,
-                      "clicks": want[0], "late_clicks": want[1], "written_ms": now_ms})
+                      **want._asdict(), "written_ms": now_ms})
     store.upsert("window_totals", fixes)
     report.windows_compared += len(set(recounted) | set(streamed))
     starts: dict[int, set[int]] = defaultdict(set)
-    for window_ms, start in streamed:
-        starts[window_ms].add(start)
+    for key in streamed:
+        starts[key.window_ms].add(key.window_start_ms)
     return starts
 
 

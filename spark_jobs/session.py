@@ -11,9 +11,9 @@ only to a JVM this process launches; under spark-submit the command line carries
 (``spark_jobs.entry.submit_command``). On a cluster, every worker needs the jar at the
 same path as the driver (``spark.executor.extraClassPath``), or use ``spark_engine=spark``.
 
-The Cassandra connector (``CASSANDRA_CONNECTOR``) is added only when the job writes to
+The Cassandra connector (``clickstream.jars.CASSANDRA_CONNECTOR``) is added only when the job writes to
 Cassandra. The first session resolves it from Maven Central (``spark.jars.packages``)
-into an Ivy cache under ``settings.services_home_path / "spark-ivy"``; once the jars are
+into an Ivy cache (``clickstream.jars.ivy_dir``); once the jars are
 there, later sessions pass them as ``spark.jars`` and skip Ivy resolution entirely (about
 10 s saved per start). A CI cache of that folder does the same across machines.
 """
@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clickstream.services import is_fetched, lib_dir
+from clickstream.jars import CASSANDRA_CONNECTOR, cached_connector_jars, comet_jar, ivy_dir, lib_dir
 from clickstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CASSANDRA_CONNECTOR = "com.datastax.spark:spark-cassandra-connector_2.12:3.5.1"
 LOCAL_SHUFFLE_PARTITIONS = 4
-COMET_JAR_GLOB = "comet-spark-spark3.5_2.12-*.jar"  # the version: services/comet/pom.xml
 COMET_PLUGIN = "org.apache.spark.CometPlugin"
 COMET_CONF = {
     "spark.plugins": COMET_PLUGIN,
@@ -51,28 +49,13 @@ COMET_CONF = {
 }
 
 
-def ivy_dir(settings: Settings) -> Path:
-    """Where Spark's Ivy keeps the resolved connector jars (cached between runs)."""
-    return settings.services_home_path / "spark-ivy"
-
-
-def cached_connector_jars(settings: Settings) -> list[Path]:
-    """The connector and its dependencies from an earlier resolution, or [] if absent."""
-    jars_dir = ivy_dir(settings) / "jars"
-    group, artifact, version = CASSANDRA_CONNECTOR.split(":")
-    if not (jars_dir / f"{group}_{artifact}-{version}.jar").is_file():
-        return []
-    return sorted(jars_dir.glob("*.jar"))
-
-
 def engine_jar(settings: Settings) -> Path | None:
     """Comet's jar, as ``clickstream services fetch`` left it, if ``settings.spark_engine`` is
     ``comet``; else None: Spark's own engine (with a warning when Comet was asked for but is
     not fetched)."""
     if settings.spark_engine != "comet":
         return None
-    jars = sorted(lib_dir(settings, "comet").glob(COMET_JAR_GLOB)) if is_fetched(settings, "comet") else []
-    jar = jars[-1] if jars else None
+    jar = comet_jar(settings)
     if jar is None:
         log.warning("spark_engine comet: its jar is not fetched into %s (run `clickstream services "
                     "fetch comet`); this session runs on Spark's own engine", lib_dir(settings, "comet"))

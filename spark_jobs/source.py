@@ -18,8 +18,6 @@ from clickstream.archive import CLICKS_DIR, join
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 # (first, last) start in UTC ms of a range's whole days, inclusive; None where open.
 DayBounds = tuple[int | None, int | None]
 _BOUND = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{1,2}))?$")

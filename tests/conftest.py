@@ -3,7 +3,7 @@
 Integration tests (marker ``integration``) get the servers from ``services_running``: it
 reuses servers that already answer at the configured addresses (``CLICKSTREAM_*``
 settings, e.g. a developer's ``clickstream services up``) and otherwise starts them with
-``clickstream.services.up`` and stops what it started at the end of the session. If the
+``launch.services.up`` and stops what it started at the end of the session. If the
 servers cannot start, the integration tests error; they are never skipped.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import services
 from clickstream.settings import Settings
+from launch import services
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "wikipedia-clickstream"

@@ -22,7 +22,8 @@ class Store(Protocol):
     - ``select`` reads one partition (all partition-key columns given), in clustering
       order (descending for tables declared so), optionally bounded on the first
       clustering column (``start`` inclusive, ``end`` exclusive) and by ``limit``.
-    - ``select_many`` does the same for several partitions (the dashboard's batch read).
+    - ``delete_partition`` removes one partition whole (a batch table's stale ranks).
+    - ``ping`` raises ``StoreError`` when the backend cannot be reached; ``close`` frees it.
     """
 
     def upsert(self, table: str, rows: Sequence[Row]) -> int: ...

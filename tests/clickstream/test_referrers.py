@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from clickstream.referrers import classify, is_pseudo_referrer
+from clickstream.referrers import classify
 
 
 @pytest.mark.parametrize(("prev", "expected"), [
@@ -14,8 +14,3 @@ from clickstream.referrers import classify, is_pseudo_referrer
 ])
 def test_classify(prev: str, expected: str) -> None:
     assert classify(prev) == expected
-
-
-def test_pseudo_referrers_are_the_other_prefix_only() -> None:
-    assert is_pseudo_referrer("other-empty")
-    assert not is_pseudo_referrer("Otherworld")

@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from clickstream.cli.main import build_parser
 from clickstream.settings import Settings, SettingsError, add_settings_arguments
+from launch.cli.main import build_parser
 
 
 def test_flags_override_env_override_defaults() -> None:

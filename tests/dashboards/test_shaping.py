@@ -80,12 +80,6 @@ def test_health_table_has_fixed_rows_and_blank_values_without_metrics() -> None:
     assert shaping.health_table(row)["value"] == ["12.3", "7", "3", "1", "2", "99", "5"]
 
 
-def test_escape_title_neutralises_markup() -> None:
-    escaped = shaping.escape_title(EVIL + ' "q" & \'s\'')
-    assert "<" not in escaped and ">" not in escaped and '"' not in escaped
-    assert escaped == "&lt;img src=x onerror=alert(1)&gt; &quot;q&quot; &amp; &#x27;s&#x27;"
-
-
 def test_settings_from_bokeh_args_override_env() -> None:
     env = {"CLICKSTREAM_DASHBOARD_PORT": "6000", "CLICKSTREAM_STORE": "cassandra"}
     s = settings_from_argv(["--dashboard-port", "7000", "--cassandra-port", "19042"], env)

@@ -6,10 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from clickstream.windows import FULL_COUNT_WINDOWS_MS, METRICS, TUMBLING_WINDOWS_MS, day_of
+from clickstream.windows import DAY_MS, FULL_COUNT_WINDOWS_MS, HOUR_MS, METRICS, TUMBLING_WINDOWS_MS, day_of
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
+# Restated on purpose (not clickstream.windows.METRIC_COLUMNS): the oracle checks that map too.
 _METRIC_COLUMN = {"destination": "curr", "source": "prev", "referrer": "referrer_class",
                   "link_type": "link_type"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import services
+from clickstream.jars import lib_dir
 from clickstream.settings import Settings
 from spark_jobs.entry import submit_command
 from spark_jobs.session import COMET_CONF, engine_jar, session_engine, spark_conf
@@ -24,7 +24,7 @@ def _comet_keys(conf: dict[str, str]) -> set[str]:
 
 def test_comet_conf_puts_its_jar_on_both_classpaths(comet_settings: Settings) -> None:
     jar = engine_jar(comet_settings)
-    assert jar is not None and jar.is_file() and jar.parent == services.lib_dir(comet_settings, "comet")
+    assert jar is not None and jar.is_file() and jar.parent == lib_dir(comet_settings, "comet")
     conf = spark_conf(comet_settings, cassandra=False, comet=jar)
     assert {k: conf[k] for k in COMET_CONF} == COMET_CONF
     assert conf["spark.driver.extraClassPath"] == conf["spark.executor.extraClassPath"] == str(jar)
@@ -54,7 +54,7 @@ def test_unfetched_comet_warns_and_falls_back(tmp_path: Path, caplog: pytest.Log
     with caplog.at_level(logging.WARNING, logger="spark_jobs.session"):
         assert engine_jar(settings) is None
     assert "clickstream services fetch comet" in caplog.text
-    assert str(services.lib_dir(settings, "comet")) in caplog.text
+    assert str(lib_dir(settings, "comet")) in caplog.text
     assert not _comet_keys(spark_conf(settings, cassandra=False, comet=None))
 
 

@@ -1,9 +1,9 @@
 """The demo: the whole platform in one process. This module is the COMPOSITION ROOT.
 
-It is the one place that imports every role (producer, pipeline, spark_jobs,
-dashboards) and wires them together; the roles never import each other. It lives in the
-core's top level because ``clickstream demo`` (``clickstream/cli/demo.py``) is its only
-caller, and it only uses the roles' public functions.
+It imports every role (producer, pipeline, spark_jobs, dashboards) and wires them
+together; the roles never import each other. It lives in the entry layer ``launch/``
+(above the roles, see ARCHITECTURE.md) because ``clickstream demo`` (``launch/cli/demo.py``)
+is its only caller, and it only uses the roles' public functions.
 
 What ``run_demo`` does, in order:
 
@@ -35,27 +35,47 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar
 
 from clickstream.events import Click
+from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
 from clickstream.store import Store, open_store
+from clickstream.store.cassandra import apply_schema
 from clickstream.windows import SLIDING_WINDOW_MS, TUMBLING_WINDOWS_MS
+from dashboards.server import start_dashboard
+from pipeline import Pipeline, PipelineError, RunSummary
+from pipeline.sources.kafka import SourceError
+from producer.expand import Spike
+from producer.replay import (
+    DEFAULT_CLICKS,
+    DEFAULT_RATE_PER_S,
+    Pace,
+    Replay,
+    ReplayError,
+    ReplayRequest,
+    plan_paced_replay,
+)
+from producer.sender import SendSummary, ensure_topic, send_to_kafka, send_to_memory
+from spark_jobs.batch import run_batch
+from spark_jobs.pagerank import PageRankRun, run_pagerank
+from spark_jobs.session import build_session
+from spark_jobs.source import HourRange
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RATE_PER_S = 20_000.0
-DEFAULT_CLICKS = 1_500_000
-EVENT_SPEEDUP = 10.0  # event seconds per wall second at the nominal rate: 10 s windows move
-CLICKS_PER_ROW = 100  # sizing only: about 4x the rows needed, so the graph is not tiny
-SPIKE_TITLES = 3
+T = TypeVar("T")
 COUNT_WINDOW_MS = 60_000
 DRAIN_STALL_S = 120.0
 
@@ -153,82 +173,21 @@ def run_settings(settings: Settings, run_dir: Path, run_id: str) -> Settings:
 
 
 # -- the clicks ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Replay:
-    """The clicks to send (lazy) and what the summary needs to know about them."""
-
-    clicks: Iterator[Click]
-    planned: int  # clicks the iterator yields unless stopped
-    start_ms: int  # event time of the span's start
-    span_ms: int  # event time the planned clicks cover (the whole input may span more)
-    spike_titles: tuple[str, ...]
-    source: str
-
-
 def plan_replay(options: DemoOptions, spool_dir: Path) -> Replay:
-    """Rows (synthetic or ``options.dump``), expanded into clicks over a short event span.
-
-    The span defaults to ``EVENT_SPEEDUP`` event seconds per wall second at the rate, so
-    the dashboard's 10 s windows move every second; the spike is placed a third into it.
-    """
-    from producer.expand import Spike, expand_clicks, month_bounds, month_from_filename
-    from producer.readers import read_dump
-    from producer.synthetic import generate_rows
-
-    nominal_rate = options.rate_per_s or DEFAULT_RATE_PER_S
-    wanted = options.clicks
-    if wanted is None and options.duration_s is not None and options.rate_per_s:
-        wanted = math.ceil(options.duration_s * options.rate_per_s)
-    if wanted is None and options.dump is None and options.synthetic_rows is None:
-        wanted = DEFAULT_CLICKS  # the in-process topic keeps every record in memory
-    if options.dump is not None:
-        if not options.dump.is_file():
-            raise DemoError(f"--dump {options.dump}: no such file")
-        month = month_from_filename(options.dump) or "2015-02"
-        rows_total = sum(r.n for r in read_dump(options.dump, layout=options.layout))
-        make_rows: Callable[[], Iterable[Any]] = lambda: read_dump(options.dump, layout=options.layout)  # type: ignore[arg-type]  # noqa: E731
-        source = f"dump {options.dump}"
-    else:
-        month = "2015-02"
-        target = wanted or DEFAULT_CLICKS
-        n_rows = options.synthetic_rows or max(200, math.ceil(1.5 * target / CLICKS_PER_ROW))
-        while True:
-            rows = list(generate_rows(n_rows, seed=options.seed))
-            rows_total = sum(r.n for r in rows)
-            if rows_total >= target or options.synthetic_rows:
-                break
-            n_rows *= 2
-        make_rows = lambda: rows  # noqa: E731
-        source = f"synthetic month of {len(rows):,} rows"
-    if rows_total == 0:
-        raise DemoError(f"{source}: no clicks to replay")
-    planned_base = rows_total if wanted is None else min(wanted, rows_total)
-    if options.span_s is not None:
-        span_played_s = options.span_s
-    else:
-        span_played_s = max(10.0, planned_base / nominal_rate * EVENT_SPEEDUP)
-    # ``limit`` keeps the earliest clicks: spread the whole input over a span whose first
-    # ``span_played_s`` seconds hold the clicks played.
-    full_span_s = max(span_played_s * rows_total / planned_base, 1.0)
-    spike: Spike | None = None
-    if options.spike is None:
-        per_title = max(300, planned_base // 200)
-        spike = Spike(at_s=span_played_s / 3, duration_s=max(2.0, span_played_s / 15),
-                      clicks=per_title, count=SPIKE_TITLES)
-    elif options.spike:
-        try:
-            spike = Spike.parse(options.spike)
-        except ValueError as exc:
-            raise DemoError(f"--spike: {exc}") from None
-    spike_total = 0 if spike is None else spike.clicks * (len(spike.titles) or spike.count)
-    total = rows_total + spike_total
-    planned = total if wanted is None else min(wanted, total)
-    clicks = expand_clicks(make_rows(), month=month, seed=options.seed, jitter_ms=options.jitter_ms,
-                           limit=wanted, span_s=full_span_s, spike=spike, spool_dir=spool_dir)
-    start_ms, _ = month_bounds(month)
-    played_span_ms = math.ceil(full_span_s * 1000 * min(1.0, planned / max(total, 1)))
-    return Replay(clicks, planned, start_ms, played_span_ms,
-                  spike.titles if spike else (), source)
+    """The demo's clicks: ``producer.replay.plan_paced_replay`` of the options."""
+    try:
+        spike = Spike.parse(options.spike) if options.spike else None
+    except ValueError as exc:
+        raise DemoError(f"--spike: {exc}") from None
+    request = ReplayRequest(dump=options.dump, layout=options.layout, synthetic_rows=options.synthetic_rows,
+                            seed=options.seed, jitter_ms=options.jitter_ms, span_s=options.span_s,
+                            spike=spike)
+    pace = Pace(clicks=options.clicks, duration_s=options.duration_s, rate_per_s=options.rate_per_s,
+                auto_spike=options.spike is None)
+    try:
+        return plan_paced_replay(request, pace, spool_dir)
+    except ReplayError as exc:
+        raise DemoError(str(exc)) from None
 
 
 class CountingClicks:
@@ -253,6 +212,20 @@ class CountingClicks:
             close()  # removes the expansion's spool now, not at garbage collection
 
 
+def in_thread(name: str, work: Callable[[], T]) -> Future[T]:
+    """Run ``work`` on a daemon thread; its result or exception arrives in the future."""
+    future: Future[T] = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
+
+
 # -- reading the store back --------------------------------------------------------------
 def _days(start_ms: int, end_ms: int) -> list[str]:
     first = dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.UTC).date()
@@ -260,8 +233,24 @@ def _days(start_ms: int, end_ms: int) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def count_windows(store: Store, start_ms: int, end_ms: int) -> tuple[int, int, int]:
-    """(windows of every size, on-time clicks, late clicks at 60 s) in ``[start_ms, end_ms)``.
+class WindowCounts(NamedTuple):
+    windows: int  # windows of every size
+    on_time: int  # clicks at COUNT_WINDOW_MS
+    late: int  # late clicks at COUNT_WINDOW_MS
+
+
+class StoredBatchRows(NamedTuple):
+    batch: int  # rows of the batch tables' global partitions
+    pagerank: int  # rows of the PageRank runs
+
+
+class PageRankKey(NamedTuple):
+    variant: str
+    run_date: str
+
+
+def count_windows(store: Store, start_ms: int, end_ms: int) -> WindowCounts:
+    """Windows of every size, on-time and late clicks at 60 s, in ``[start_ms, end_ms)``.
 
     Only windows starting in the range count (an earlier run in a shared keyspace may have
     written others). Sliding windows start up to their length before the first click."""
@@ -275,22 +264,37 @@ def count_windows(store: Store, start_ms: int, end_ms: int) -> tuple[int, int, i
             if window_ms == COUNT_WINDOW_MS:
                 on_time += sum(int(r["clicks"]) for r in rows)
                 late += sum(int(r["late_clicks"]) for r in rows)
-    return windows, on_time, late
+    return WindowCounts(windows, on_time, late)
 
 
-def count_batch_rows(store: Store, pagerank_runs: Iterable[tuple[str, str]]) -> tuple[int, int]:
+def count_batch_rows(store: Store, pagerank_runs: Iterable[PageRankKey]) -> StoredBatchRows:
     """Rows in the store of the batch tables' global partitions, and of the PageRank runs."""
     batch = sum(len(store.select("top_articles", {"kind": kind})) for kind in ("source", "destination"))
     batch += len(store.select("link_type_share", {"scope": "all"}))
     pagerank = 0
-    for variant, run_date in pagerank_runs:
-        pagerank += len(store.select("pagerank_runs", {"variant": variant}, start=run_date,
-                                     end=run_date + "\x00"))
-        pagerank += len(store.select("pagerank_top", {"run_date": run_date, "variant": variant}))
-    return batch, pagerank
+    for run in pagerank_runs:
+        pagerank += len(store.select("pagerank_runs", {"variant": run.variant}, start=run.run_date,
+                                     end=run.run_date + "\x00"))
+        pagerank += len(store.select("pagerank_top", {"run_date": run.run_date, "variant": run.variant}))
+    return StoredBatchRows(batch, pagerank)
 
 
 # -- the run -----------------------------------------------------------------------------
+class Progress(NamedTuple):
+    """The pipeline's drain progress: when ``consumed`` (records) last changed."""
+
+    at_s: float
+    consumed: int
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the producer thread hands back."""
+
+    summary: SendSummary
+    replay_s: float  # wall time from the start of the replay to its end
+
+
 class Demo:
     """One demo run (see the module docstring). ``run()`` blocks; ``stop()`` is thread-safe."""
 
@@ -305,10 +309,8 @@ class Demo:
         self._end_replay = threading.Event()
         self._replay_done = threading.Event()
         self._closers: list[tuple[str, Callable[[], None]]] = []
-        self._spark: Any = None
-        self._spark_error: BaseException | None = None
-        self._spark_thread: threading.Thread | None = None
-        self._pipeline: Any = None
+        self._spark: Future[SparkSession] | None = None
+        self._pipeline: Pipeline | None = None
         self._closed = False
 
     # -- control ---------------------------------------------------------------------------
@@ -320,7 +322,7 @@ class Demo:
         self._end_replay.set()
         if self._pipeline is not None:
             self._pipeline.stop()
-        spark = self._spark
+        spark = self._started_spark()
         if spark is not None:
             threading.Thread(target=_cancel_spark_jobs, args=(spark,), daemon=True).start()
 
@@ -329,10 +331,9 @@ class Demo:
         if self._closed:
             return
         self._closed = True
-        if self._spark_thread is not None:
-            self._spark_thread.join(timeout=120)
-            if self._spark is not None:
-                self._closers.append(("spark", self._spark.stop))
+        spark = self._spark
+        if spark is not None and _wait(spark, 120) and spark.exception() is None:
+            self._closers.append(("spark", spark.result().stop))
         for name, closer in reversed(self._closers):
             try:
                 closer()
@@ -343,11 +344,42 @@ class Demo:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    # -- steps -------------------------------------------------------------------------------
+    def _started_spark(self) -> SparkSession | None:
+        """The Spark session if it is up, else None (never waits)."""
+        spark = self._spark
+        if spark is None or not spark.done() or spark.exception() is not None:
+            return None
+        return spark.result()
+
+    # -- the whole run, in named steps -----------------------------------------------------
+    def run(self) -> DemoSummary:
+        """The whole demo (blocks); returns the final summary, also printed."""
+        t0 = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.say(f"demo: run {self.run_id} in {self.run_dir}")
+        store = self._prepare_store()
+        summary = self._new_summary(self._start_dashboard())
+        if self.options.run_jobs:
+            self._start_spark()
+        replay = plan_replay(self.options, self.run_dir)
+        self._announce(replay)
+        memory_topic = None if self.settings.kafka_bootstrap else MemoryTopic(
+            self.settings.topic, self.settings.topic_partitions)
+        pipe = self._start_pipeline(store, memory_topic)
+        clicks = CountingClicks(replay.clicks, self._end_replay)
+        self._replay_and_stream(clicks, memory_topic, pipe, store, replay, summary)
+        runs = self._run_jobs_unless_stopped(summary)
+        self._read_back(store, replay, clicks, runs, summary)
+        summary.elapsed_s = time.monotonic() - t0
+        self._report(summary)
+        if self.options.wait_at_end and not self._stop.is_set():
+            self.say(f"demo: done; the dashboard stays at {summary.dashboard_url} until Ctrl-C")
+            self._stop.wait()
+        return summary
+
     def _prepare_store(self) -> Store:
         s = self.settings
         if s.store_backend == "cassandra":
-            from clickstream.store.cassandra import apply_schema
             apply_schema(s)
             where = f"Cassandra keyspace {s.cassandra_keyspace}"
         else:
@@ -358,8 +390,6 @@ class Demo:
         return store
 
     def _start_dashboard(self) -> str:
-        from dashboards.server import start_dashboard
-
         try:
             handle = start_dashboard(self.settings)
         except OSError as exc:  # the port is taken (e.g. another dashboard): any free port
@@ -369,74 +399,36 @@ class Demo:
         self.say(f"demo: dashboard at {handle.url}")
         return handle.url
 
-    def _start_spark(self) -> None:
-        from spark_jobs.session import build_session
-
-        def build() -> None:
-            try:
-                self._spark = build_session(self.settings, app_name="clickstream-demo")
-            except BaseException as exc:
-                self._spark_error = exc
-
-        # Built off the main thread, PySpark leaves our SIGINT handler in place.
-        self._spark_thread = threading.Thread(target=build, name="demo-spark-start", daemon=True)
-        self._spark_thread.start()
-
-    def _send(self, clicks: CountingClicks, topic: Any, box: dict[str, Any]) -> None:
-        from producer.sender import send_to_kafka, send_to_memory
-
-        rate = self.options.rate_per_s or None
-        try:
-            if topic is not None:
-                box["summary"] = send_to_memory(clicks, topic, rate_per_s=rate, progress=False)
-            else:
-                box["summary"] = send_to_kafka(clicks, self.settings, rate_per_s=rate, progress=False)
-        except BaseException as exc:
-            box["error"] = exc
-            if topic is not None:
-                topic.close()
-        finally:
-            box["t_end"] = time.monotonic()
-            self._replay_done.set()
-
-    def _stream(self, box: dict[str, Any]) -> None:
-        try:
-            box["summary"] = self._pipeline.run()
-        except BaseException as exc:
-            box["error"] = exc
-
-    def run(self) -> DemoSummary:
-        """The whole demo (blocks); returns the final summary, also printed."""
-        from clickstream.memory_topic import MemoryTopic
-        from pipeline import Pipeline, PipelineError
-        from pipeline.sources.kafka import SourceError
-
-        t0 = time.monotonic()
+    def _new_summary(self, dashboard_url: str) -> DemoSummary:
         s = self.settings
-        o = self.options
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.say(f"demo: run {self.run_id} in {self.run_dir}")
-        store = self._prepare_store()
-        url = self._start_dashboard()
-        summary = DemoSummary(str(self.run_dir), url, str(s.embedded_store_file)
-                              if s.store_backend == "embedded" else s.cassandra_keyspace,
-                              s.archive, s.topic)
-        if o.run_jobs:
-            self._start_spark()
-        replay = plan_replay(o, self.run_dir)
-        where = f"Kafka topic {s.topic} at {s.kafka_bootstrap}" if s.kafka_bootstrap else \
+        store = str(s.embedded_store_file) if s.store_backend == "embedded" else s.cassandra_keyspace
+        return DemoSummary(str(self.run_dir), dashboard_url, store, s.archive, s.topic)
+
+    def _start_spark(self) -> None:
+        # Built off the main thread, PySpark leaves our SIGINT handler in place.
+        self._spark = in_thread("demo-spark-start",
+                                lambda: build_session(self.settings, app_name="clickstream-demo"))
+
+    def _topic_text(self) -> str:
+        s = self.settings
+        return f"Kafka topic {s.topic} at {s.kafka_bootstrap}" if s.kafka_bootstrap else \
             f"in-process topic {s.topic}"
+
+    def _announce(self, replay: Replay) -> None:
+        o = self.options
         rate_text = f"{o.rate_per_s:,.0f} clicks/s" if o.rate_per_s else "as fast as possible"
+        spike_text = (f"; spike on {', '.join(replay.spike_titles)}" if replay.spike_titles else
+                      "; spike on a few articles")
         self.say(f"demo: replaying {replay.planned:,} clicks ({replay.source}) at {rate_text} "
-                 f"into {where}; event time {replay.span_ms / 1000:,.0f} s from "
+                 f"into {self._topic_text()}; event time {replay.span_ms / 1000:,.0f} s from "
                  f"{dt.datetime.fromtimestamp(replay.start_ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M}"
-                 + (f"; spike on {', '.join(replay.spike_titles)}" if replay.spike_titles else
-                    "; spike on a few articles"))
-        self.say(f"demo: archive {s.archive}")
-        memory_topic = None if s.kafka_bootstrap else MemoryTopic(s.topic, s.topic_partitions)
+                 + spike_text)
+        self.say(f"demo: archive {self.settings.archive}")
+
+    def _start_pipeline(self, store: Store, memory_topic: MemoryTopic | None) -> Pipeline:
+        s = self.settings
         try:
             if s.kafka_bootstrap:
-                from producer.sender import ensure_topic
                 ensure_topic(s, s.topic, s.topic_partitions)
             self._pipeline = pipe = Pipeline(s, memory_topic=memory_topic, store=store)
         except (PipelineError, SourceError) as exc:
@@ -446,26 +438,40 @@ class Demo:
             pipe.stop()
         self.say("demo: streaming pipeline on a Dask LocalCluster of "
                  f"{s.dask_workers} workers; Ctrl-C stops cleanly")
-        clicks = CountingClicks(replay.clicks, self._end_replay)
-        send_box: dict[str, Any] = {}
-        stream_box: dict[str, Any] = {}
+        return pipe
+
+    def _send(self, clicks: CountingClicks, topic: MemoryTopic | None, t_replay: float) -> Sent:
+        rate = self.options.rate_per_s or None
+        try:
+            if topic is not None:
+                summary = send_to_memory(clicks, topic, rate_per_s=rate, progress=False)
+            else:
+                summary = send_to_kafka(clicks, self.settings, rate_per_s=rate, progress=False)
+        except BaseException:
+            if topic is not None:
+                topic.close()
+            raise
+        return Sent(summary, time.monotonic() - t_replay)
+
+    def _replay_and_stream(self, clicks: CountingClicks, memory_topic: MemoryTopic | None, pipe: Pipeline,
+                           store: Store, replay: Replay, summary: DemoSummary) -> None:
+        """Replay on one thread, stream on another, status lines here; then close the
+        pipeline (its Dask workers' cores and memory go to Spark)."""
         t_replay = time.monotonic()
-        sender = threading.Thread(target=self._send, args=(clicks, memory_topic, send_box),
-                                  name="demo-producer", daemon=True)
-        streamer = threading.Thread(target=self._stream, args=(stream_box,), name="demo-pipeline",
-                                    daemon=True)
-        sender.start()
-        streamer.start()
-        self._watch(clicks, pipe, sender, streamer, store, replay, t_replay, send_box)
-        sender.join()
-        streamer.join()
-        summary.replay_s = send_box.get("t_end", time.monotonic()) - t_replay
-        if "error" in send_box:
-            raise DemoError(f"replay into {where} failed: {send_box['error']}") from send_box["error"]
-        if "error" in stream_box:
-            raise DemoError(f"streaming pipeline failed: {stream_box['error']}") from stream_box["error"]
-        run_summary = stream_box["summary"]
-        summary.clicks_generated = send_box["summary"].sent_clicks
+        sent = in_thread("demo-producer", lambda: self._send(clicks, memory_topic, t_replay))
+        sent.add_done_callback(lambda _: self._replay_done.set())  # once its result can be read
+        streamed = in_thread("demo-pipeline", pipe.run)
+        self._watch(clicks, pipe, sent, streamed, store, replay, t_replay)
+        try:
+            result = sent.result()
+        except BaseException as exc:
+            raise DemoError(f"replay into {self._topic_text()} failed: {exc}") from exc
+        summary.replay_s = result.replay_s
+        try:
+            run_summary: RunSummary = streamed.result()
+        except BaseException as exc:
+            raise DemoError(f"streaming pipeline failed: {exc}") from exc
+        summary.clicks_generated = result.summary.sent_clicks
         summary.pipeline_clicks = run_summary.clicks
         summary.dead_letters = run_summary.dead_letters
         summary.stopped_early = self._stop.is_set()
@@ -473,61 +479,52 @@ class Demo:
                  f"late, {run_summary.dead_letters:,} dead letters; committed {run_summary.committed}")
         self._closers.remove(("pipeline and Dask cluster", pipe.close))
         pipe.close()  # frees the Dask workers' cores and memory for Spark
-        end_ms = max(clicks.max_ts_ms + 1, replay.start_ms + 1)
-        runs: list[tuple[str, str]] = []
-        if o.run_jobs and not self._stop.is_set():
-            runs = self._jobs(summary)
-        elif o.run_jobs:
-            summary.jobs = "skipped (stopped)"
-        summary.windows_written, summary.clicks_on_time, summary.clicks_late = count_windows(
-            store, replay.start_ms, end_ms)
-        summary.clicks_counted = summary.clicks_on_time + summary.clicks_late
-        summary.batch_rows_in_store, summary.pagerank_rows_in_store = count_batch_rows(store, runs)
-        summary.pagerank_variants = [v for v, _ in runs]
-        summary.elapsed_s = time.monotonic() - t0
-        for line in summary.lines():
-            self.say(line)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
-        if o.wait_at_end and not self._stop.is_set():
-            self.say(f"demo: done; the dashboard stays at {url} until Ctrl-C")
-            self._stop.wait()
-        return summary
 
-    def _watch(self, clicks: CountingClicks, pipe: Any, sender: threading.Thread,
-               streamer: threading.Thread, store: Store, replay: Replay, t_replay: float,
-               send_box: dict[str, Any]) -> None:
+    def _watch(self, clicks: CountingClicks, pipe: Pipeline, sent: Future[Sent],
+               streamed: Future[RunSummary], store: Store, replay: Replay, t_replay: float) -> None:
         """Status lines until the pipeline has consumed everything sent (or a stop)."""
         o = self.options
         next_status = time.monotonic() + o.status_every_s
-        last_progress = (time.monotonic(), -1)
-        while streamer.is_alive():
+        last_progress = Progress(time.monotonic(), -1)
+        reads_kafka = pipe.source_kind() == "kafka"  # Kafka has no end: stop once all is read
+        while not streamed.done():
             now = time.monotonic()
             if o.duration_s is not None and now - t_replay >= o.duration_s and not self._replay_done.is_set():
                 self._end_replay.set()  # ends the replay only; the pipeline drains what was sent
-            consumed = sum(pipe.consumed.values())
-            if self._replay_done.is_set() and reads_kafka(pipe):
-                sent = send_box["summary"].sent_records if "summary" in send_box else None
-                if sent is None or consumed >= sent:
-                    pipe.stop()
-                elif consumed != last_progress[1]:
-                    last_progress = (now, consumed)
-                elif now - last_progress[0] > DRAIN_STALL_S:
-                    log.error("demo: pipeline made no progress for %.0f s (%d of %d records); stopping",
-                              DRAIN_STALL_S, consumed, sent)
-                    pipe.stop()
+            if self._replay_done.is_set() and reads_kafka:
+                last_progress = self._drain_step(pipe, sent, now, last_progress)
             if now >= next_status:
                 next_status = now + o.status_every_s
                 self.say(self._status_line(clicks, pipe, store, replay, now - t_replay))
-            streamer.join(timeout=0.2)
+            _wait(streamed, 0.2)
 
-    def _status_line(self, clicks: CountingClicks, pipe: Any, store: Store, replay: Replay,
+    @staticmethod
+    def _drain_step(pipe: Pipeline, sent: Future[Sent], now: float, last_progress: Progress) -> Progress:
+        """After the replay: stop the pipeline once it consumed every record sent, or when it
+        made no progress for ``DRAIN_STALL_S``; returns the last (time, consumed) progress."""
+        consumed = sum(pipe.consumed_offsets().values())
+        total = None
+        if sent.done() and sent.exception() is None:
+            total = sent.result().summary.sent_records
+        if total is None or consumed >= total:
+            pipe.stop()
+        elif consumed != last_progress.consumed:
+            return Progress(now, consumed)
+        elif now - last_progress.at_s > DRAIN_STALL_S:
+            log.error("demo: pipeline made no progress for %.0f s (%d of %d records); stopping",
+                      DRAIN_STALL_S, consumed, total)
+            pipe.stop()
+        return last_progress
+
+    def _status_line(self, clicks: CountingClicks, pipe: Pipeline, store: Store, replay: Replay,
                      elapsed_s: float) -> str:
-        history = list(pipe.metrics.history)
+        history = pipe.metrics_history()
         counted = sum(m.clicks_in for m in history)
         lag_ms = history[-1].lag_ms if history else 0
         watermark = history[-1].watermark_ms if history else 0
         try:
-            windows, _, _ = count_windows(store, replay.start_ms, max(clicks.max_ts_ms + 1, replay.start_ms))
+            windows = count_windows(store, replay.start_ms,
+                                    max(clicks.max_ts_ms + 1, replay.start_ms)).windows
         except Exception as exc:  # the status line must not stop the demo
             log.warning("demo: reading window_totals failed: %s", exc)
             windows = -1
@@ -538,53 +535,58 @@ class Demo:
                 f"windows written {windows:,} | lag {clicks.count - counted:,} clicks, "
                 f"{lag_ms / 1000:.1f} s | watermark {wm_text}")
 
-    def _jobs(self, summary: DemoSummary) -> list[tuple[str, str]]:
-        from spark_jobs.batch import run_batch
-        from spark_jobs.pagerank import run_pagerank
-        from spark_jobs.source import HourRange
-
-        if self._spark is None:
-            self.say("demo: waiting for Spark to start")
-        assert self._spark_thread is not None
-        while self._spark_thread.is_alive() and not self._stop.is_set():
-            self._spark_thread.join(timeout=0.5)
+    def _run_jobs_unless_stopped(self, summary: DemoSummary) -> list[PageRankKey]:
+        if not self.options.run_jobs:
+            return []
         if self._stop.is_set():
             summary.jobs = "skipped (stopped)"
             return []
-        if self._spark_error is not None:
-            raise DemoError(f"Spark did not start: {self._spark_error}") from self._spark_error
-        spark = self._spark
+        return self._jobs(summary)
+
+    def _wait_for_spark(self) -> SparkSession | None:
+        """The Spark session once started; None if the demo is stopped meanwhile."""
+        assert self._spark is not None
+        if not self._spark.done():
+            self.say("demo: waiting for Spark to start")
+        while not _wait(self._spark, 0.5) and not self._stop.is_set():
+            pass
+        if self._stop.is_set():
+            return None
+        try:
+            return self._spark.result()
+        except BaseException as exc:
+            raise DemoError(f"Spark did not start: {exc}") from exc
+
+    def _jobs(self, summary: DemoSummary) -> list[PageRankKey]:
+        """The batch tables and PageRank, concurrently (Spark takes both jobs' tasks)."""
+        spark = self._wait_for_spark()
+        if spark is None:
+            summary.jobs = "skipped (stopped)"
+            return []
         archive = self.settings.archive
         hours = HourRange.parse(None, None)
-        runs: list[tuple[str, str]] = []
-        pagerank_box: dict[str, Any] = {}
+        runs: list[PageRankKey] = []
 
-        def pagerank() -> None:  # concurrent with the batch job: Spark takes both jobs' tasks
+        def pagerank() -> tuple[list[PageRankRun], float]:
             t = time.monotonic()
-            try:
-                pagerank_box["runs"] = run_pagerank(spark, self.settings, archive, hours)
-            except BaseException as exc:
-                pagerank_box["error"] = exc
-            pagerank_box["s"] = time.monotonic() - t
+            return run_pagerank(spark, self.settings, archive, hours), time.monotonic() - t
 
         self.say(f"demo: Spark batch tables and PageRank jobs on {archive}")
-        pagerank_thread = threading.Thread(target=pagerank, name="demo-pagerank", daemon=True)
-        pagerank_thread.start()
+        ranked = in_thread("demo-pagerank", pagerank)
         try:
             t = time.monotonic()
             try:
                 summary.batch_rows_written = run_batch(spark, self.settings, archive, hours)
             finally:
                 t_batch = time.monotonic() - t
-                pagerank_thread.join()
+                _wait(ranked, None)
             self.say(f"demo: batch tables written in {t_batch:.1f} s")
-            if "error" in pagerank_box:
-                raise pagerank_box["error"]
-            for r in pagerank_box["runs"]:
-                runs.append((r.variant, r.run_date))
+            pagerank_runs, t_pagerank = ranked.result()
+            for r in pagerank_runs:
+                runs.append(PageRankKey(r.variant, r.run_date))
                 self.say(f"demo: pagerank {r.variant}: {r.graph.n_nodes:,} nodes, "
                          f"{r.graph.n_edges:,} edges, {r.result.iterations} iterations")
-            summary.jobs = f"batch {t_batch:.1f} s, pagerank {pagerank_box['s']:.1f} s (concurrent)"
+            summary.jobs = f"batch {t_batch:.1f} s, pagerank {t_pagerank:.1f} s (concurrent)"
         except Exception as exc:
             if self._stop.is_set():
                 summary.jobs = "cancelled (stopped)"
@@ -592,15 +594,33 @@ class Demo:
             raise DemoError(f"Spark job failed: {exc}") from exc
         return runs
 
+    def _read_back(self, store: Store, replay: Replay, clicks: CountingClicks, runs: list[PageRankKey],
+                   summary: DemoSummary) -> None:
+        """The final counts, read back from the store (this run's event-time range only)."""
+        end_ms = max(clicks.max_ts_ms + 1, replay.start_ms + 1)
+        counts = count_windows(store, replay.start_ms, end_ms)
+        summary.windows_written, summary.clicks_on_time, summary.clicks_late = counts
+        summary.clicks_counted = counts.on_time + counts.late
+        stored = count_batch_rows(store, runs)
+        summary.batch_rows_in_store, summary.pagerank_rows_in_store = stored
+        summary.pagerank_variants = [r.variant for r in runs]
 
-def reads_kafka(pipe: Any) -> bool:
-    """True when the pipeline reads Kafka: it cannot see the end of the stream by itself."""
-    from pipeline.sources.kafka import KafkaSource
+    def _report(self, summary: DemoSummary) -> None:
+        for line in summary.lines():
+            self.say(line)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
 
-    return isinstance(pipe.source, KafkaSource)
+
+def _wait(future: Future[Any], timeout_s: float | None) -> bool:
+    """True once ``future`` is done (result or exception), waiting at most ``timeout_s``."""
+    try:
+        future.exception(timeout=timeout_s)
+    except FutureTimeout:
+        return False
+    return True
 
 
-def _cancel_spark_jobs(spark: Any) -> None:
+def _cancel_spark_jobs(spark: SparkSession) -> None:
     try:
         spark.sparkContext.cancelAllJobs()
     except Exception as exc:
@@ -619,4 +639,5 @@ def run_demo(settings: Settings, options: DemoOptions, out: TextIO,
         demo.close()
 
 
-__all__ = ["Demo", "DemoError", "DemoOptions", "DemoSummary", "run_demo"]
+__all__ = ["DEFAULT_CLICKS", "DEFAULT_RATE_PER_S", "Demo", "DemoError", "DemoOptions", "DemoSummary",
+           "run_demo"]

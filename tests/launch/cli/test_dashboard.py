@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clickstream.cli.main import build_parser
 from clickstream.settings import Settings
+from launch.cli.main import build_parser
 
 
 def test_dashboard_flags_build_settings() -> None:

@@ -1,4 +1,4 @@
-"""``clickstream demo``: the whole platform in one command (see ``clickstream/demo.py``).
+"""``clickstream demo``: the whole platform in one command (see ``launch/demo.py``).
 
 Replays a synthetic month (or ``--dump FILE``) at ``--rate`` clicks/s through the
 in-process topic (or Kafka with ``--stack local``), streams it on a Dask LocalCluster into
@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from clickstream.store import StoreError
+from launch.cli import CliError
+from producer.replay import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    from clickstream.demo import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
-
     parser = sub.add_parser(
         "demo", help="replay, stream, batch jobs, PageRank and the dashboard in one command",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,8 +64,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from clickstream.demo import Demo, DemoError, DemoOptions, run_demo
-    from clickstream.store import StoreError
+    from launch.demo import Demo, DemoError, DemoOptions, run_demo
 
     if settings.log_level == "INFO":
         import distributed  # noqa: F401  (its import sets its loggers' levels: set ours after)

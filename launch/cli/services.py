@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream import services
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from launch import services
+from launch.cli import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import services
 from clickstream.settings import Settings
+from launch import services
 
 
 def _free_ports(n: int) -> list[int]:
@@ -34,7 +34,7 @@ def _isolated(tmp_path: Path, **overrides: object) -> Settings:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clickstream.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "launch.cli.main", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 

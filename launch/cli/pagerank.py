@@ -1,6 +1,6 @@
 """``clickstream pagerank``: rank articles by click-weighted PageRank with Spark + scipy.
 
-Shared with the other Spark job commands: clickstream.cli.spark_job.
+Shared with the other Spark job commands: launch.cli.spark_job.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream.cli.spark_job import register_job, run_job
 from clickstream.settings import Settings
+from launch.cli.spark_job import register_job, run_job
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

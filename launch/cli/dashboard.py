@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from launch.cli import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    try:
+    try:  # lazy: bokeh and tornado (about 2 s, an optional extra), which `--help` skips
         from dashboards.server import make_server, url_of
     except ImportError as exc:
         raise CliError(f"the dashboard needs the 'dashboard' extra (bokeh, tornado): {exc}") from None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
 from clickstream.store import StoreError, open_store
+from clickstream.store.cassandra import apply_schema
+from launch.cli import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -22,7 +23,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if settings.store_backend == "cassandra":
-            from clickstream.store.cassandra import apply_schema
             tables = apply_schema(settings)
             print(f"schema: keyspace {settings.cassandra_keyspace} "
                   f"({settings.cassandra_replication_class}, factor "

@@ -13,13 +13,14 @@ import shlex
 import sys
 from typing import Any
 
-from clickstream.cli import CliError
 from clickstream.settings import Settings
+from launch.cli import CliError
+from spark_jobs.entry import add_common_arguments, submit_command
+from spark_jobs.package import DEFAULT_OUT, build_zip
+from spark_jobs.source import JobInputError
 
 
 def register_job(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
-    from spark_jobs.entry import add_common_arguments
-
     job = importlib.import_module(f"spark_jobs.{name}")
     parser = sub.add_parser(name, help=help, description=(job.__doc__ or help).split("\n\n")[0])
     add_common_arguments(parser, with_settings=True)
@@ -30,10 +31,6 @@ def register_job(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
 
 
 def run_job(name: str, settings: Settings, args: argparse.Namespace) -> int:
-    from spark_jobs.entry import submit_command
-    from spark_jobs.package import DEFAULT_OUT, build_zip
-    from spark_jobs.source import JobInputError
-
     if args.print_submit:
         zip_path = build_zip(DEFAULT_OUT)
         passed = [a for a in sys.argv[2:] if a != "--print-submit"]

@@ -18,8 +18,8 @@ Every failure is a ``ServiceError`` whose message is one line naming what and wh
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -32,9 +32,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from clickstream.settings import Settings
+from kafka import KafkaAdminClient
 
-REPO_SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+from clickstream.archive import filesystem
+from clickstream.jars import FETCHED_STAMP, REPO_SERVICES_DIR, is_fetched, lib_dir, pom_hash
+from clickstream.settings import Settings
+from clickstream.store.cassandra import connect
+from clickstream.store.cql import SELECT_RELEASE_VERSION
+
 SERVER_NAMES = ("kafka", "cassandra", "hdfs")
 # Jars that are fetched like the servers' but never started: Spark loads them.
 SPARK_PLUGIN_NAMES = ("comet",)
@@ -87,10 +92,6 @@ class ServerStatus:
 # -- paths -----------------------------------------------------------------------------
 
 
-def lib_dir(settings: Settings, name: str) -> Path:
-    return settings.services_home_path / name / "lib"
-
-
 def run_dir(settings: Settings, name: str) -> Path:
     return settings.work_path / "services" / name
 
@@ -123,15 +124,6 @@ def address(settings: Settings, name: str) -> str:
 # -- fetch -----------------------------------------------------------------------------
 
 
-def _pom_hash(name: str) -> str:
-    return hashlib.sha256((REPO_SERVICES_DIR / name / "pom.xml").read_bytes()).hexdigest()
-
-
-def is_fetched(settings: Settings, name: str) -> bool:
-    stamp = lib_dir(settings, name) / ".fetched"
-    return stamp.exists() and stamp.read_text().strip() == _pom_hash(name)
-
-
 def fetch(settings: Settings, names: Iterable[str] = FETCH_NAMES,
           log: Callable[[str], None] = print) -> None:
     """Resolve each server's (or Spark plugin's) jars with Maven into the cache (no-op when
@@ -158,7 +150,7 @@ def fetch(settings: Settings, names: Iterable[str] = FETCH_NAMES,
             shutil.rmtree(staging, ignore_errors=True)
             reason = _maven_reason(proc.stdout + proc.stderr)
             raise ServiceError(f"fetch {name}: Maven could not resolve {pom}: {reason}")
-        (staging / ".fetched").write_text(_pom_hash(name))
+        (staging / FETCHED_STAMP).write_text(pom_hash(name))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
 
@@ -252,7 +244,6 @@ def kafka_cluster_id() -> str:
     """A random KRaft cluster id: a UUID in URL-safe base64, never starting with ``-`` (the
     storage tool would read such an id as an option; Kafka's own ``Uuid.randomUuid`` skips
     those too)."""
-    import base64
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
@@ -317,7 +308,6 @@ def check_health(settings: Settings, name: str, timeout_s: float = 5.0) -> str:
     if not _accepts_connections(settings.bind_address, main_port, timeout_s):
         raise ServiceError(f"nothing listens on {settings.bind_address}:{main_port}")
     if name == "kafka":
-        from kafka import KafkaAdminClient
         admin = KafkaAdminClient(bootstrap_servers=address(settings, "kafka"),
                                  request_timeout_ms=int(timeout_s * 1000))
         try:
@@ -326,15 +316,12 @@ def check_health(settings: Settings, name: str, timeout_s: float = 5.0) -> str:
         finally:
             admin.close()
     if name == "cassandra":
-        from clickstream.store.cassandra import connect
-        from clickstream.store.cql import SELECT_RELEASE_VERSION
         cluster, session = connect(settings, connect_timeout_s=timeout_s)
         try:
             version = session.execute(SELECT_RELEASE_VERSION, timeout=timeout_s).one()[0]
             return f"CQL answers, release {version}"
         finally:
             cluster.shutdown()
-    from clickstream.archive import filesystem
     fs, root = filesystem(settings.hdfs_url + "/tmp/clickstream-health")
     payload = uuid.uuid4().hex.encode()
     path = f"{root}/probe-{os.getpid()}"

@@ -15,9 +15,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from clickstream.cli.main import CliError
+from kafka.errors import KafkaError
+
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings, add_settings_arguments
+from clickstream.windows import DEFAULT_MONTH
+from launch.cli import CliError
+from producer.expand import Spike
+from producer.readers import DumpFormatError
+from producer.replay import Replay, ReplayRequest, plan_replay
+from producer.sender import SendSummary, send_to_kafka, send_to_memory
+from producer.synthetic import generate_dump
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                      help="write a synthetic dump (--synthetic-rows) to OUT and exit")
     ex = parser.add_argument_group("expansion")
     ex.add_argument("--month", help="YYYY-MM the clicks are spread over (default: from the dump's "
-                                    "file name, else 2015-02)")
+                                    f"file name, else {DEFAULT_MONTH})")
     ex.add_argument("--seed", type=int, default=0, help="random seed (same seed, same clicks)")
     ex.add_argument("--jitter-ms", type=int, default=0, help="bounded out-of-order delay of events")
     ex.add_argument("--fraction", type=float, default=1.0, help="keep each click with this probability")
@@ -63,67 +71,55 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from producer.expand import Spike, expand_clicks, month_from_filename
-    from producer.readers import DumpFormatError, ReadReport, read_dump
-    from producer.sender import send_to_kafka, send_to_memory
-    from producer.synthetic import generate_dump, generate_rows
-
     if settings.log_level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection
     if args.generate_only is not None:
-        if not args.synthetic_rows:
-            raise CliError("--generate-only needs --synthetic-rows N")
-        path = generate_dump(args.generate_only, args.synthetic_rows, seed=args.seed,
-                             layout=args.synthetic_layout, gzip=args.gzip, head_share=args.head_share)
-        print(f"produce: wrote {args.synthetic_rows:,} synthetic rows ({args.synthetic_layout} layout) "
-              f"to {path}")
-        return 0
-    if (args.dump is None) == (args.synthetic_rows is None):
-        raise CliError("give exactly one of --dump FILE or --synthetic-rows N")
-    report = ReadReport()
-    if args.dump is not None:
-        if not args.dump.is_file():
-            raise CliError(f"--dump {args.dump}: no such file")
-        rows = read_dump(args.dump, layout=args.layout, strict=args.strict, report=report)
-        month = args.month or month_from_filename(args.dump) or "2015-02"
-    else:
-        rows = generate_rows(args.synthetic_rows, seed=args.seed, layout=args.synthetic_layout,
-                             head_share=args.head_share)
-        month = args.month or "2015-02"
+        return _generate_only(args)
     try:
-        spike = Spike.parse(args.spike) if args.spike else None
-        clicks = expand_clicks(rows, month=month, seed=args.seed, jitter_ms=args.jitter_ms,
-                               fraction=args.fraction, limit=args.limit, span_s=args.span_s,
-                               spike=spike, spool_dir=None)
-        progress: bool | str = False if args.no_progress else "auto"
-        if settings.kafka_bootstrap:
-            summary = send_to_kafka(clicks, settings, rate_per_s=args.rate_per_s, speedup=args.speedup,
-                                    clicks_per_record=args.clicks_per_record, progress=progress,
-                                    total=args.limit, batch_wait_ms=args.batch_wait_ms)
-            where = f"Kafka topic {settings.topic} at {settings.kafka_bootstrap}"
-        else:
-            topic = MemoryTopic(settings.topic, settings.topic_partitions)
-            summary = send_to_memory(clicks, topic, clicks_per_record=args.clicks_per_record,
-                                     rate_per_s=args.rate_per_s, speedup=args.speedup,
-                                     progress=progress, total=args.limit,
-                                     batch_wait_ms=args.batch_wait_ms)
-            where = ("an in-process topic (no Kafka configured: use --stack local or "
-                     "--kafka-bootstrap-servers; the pipeline's embedded run replays in-process)")
+        request = ReplayRequest(
+            dump=args.dump, layout=args.layout, strict=args.strict, synthetic_rows=args.synthetic_rows,
+            synthetic_layout=args.synthetic_layout, head_share=args.head_share, seed=args.seed,
+            month=args.month, jitter_ms=args.jitter_ms, fraction=args.fraction, limit=args.limit,
+            span_s=args.span_s, spike=Spike.parse(args.spike) if args.spike else None)
+        replay = plan_replay(request)
+        summary, where = _send(replay, settings, args)
     except (DumpFormatError, ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
-    except Exception as exc:
-        from kafka.errors import KafkaError
-
-        if isinstance(exc, KafkaError):
-            raise CliError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
-        raise
+    except KafkaError as exc:
+        raise CliError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
     if args.dump is not None:
+        report = replay.report
         print(f"produce: read {report.rows:,} rows of {args.dump} ({report.layout} layout), "
               f"{report.malformed:,} malformed lines skipped")
         for name, line, reason in report.samples:
             print(f"  {name}:{line}: {reason}")
-    print(f"produce: month {month}; {summary.line()} to {where}")
+    print(f"produce: month {replay.month}; {summary.line()} to {where}")
     for error in summary.errors:
         print(f"  {error}")
     return 1 if summary.failed_clicks else 0
 
+
+def _generate_only(args: argparse.Namespace) -> int:
+    if not args.synthetic_rows:
+        raise CliError("--generate-only needs --synthetic-rows N")
+    path = generate_dump(args.generate_only, args.synthetic_rows, seed=args.seed,
+                         layout=args.synthetic_layout, gzip=args.gzip, head_share=args.head_share)
+    print(f"produce: wrote {args.synthetic_rows:,} synthetic rows ({args.synthetic_layout} layout) "
+          f"to {path}")
+    return 0
+
+
+def _send(replay: Replay, settings: Settings, args: argparse.Namespace) -> tuple[SendSummary, str]:
+    """Send the clicks to Kafka, or with no Kafka configured to an in-process topic (a dry run)."""
+    progress: bool | str = False if args.no_progress else "auto"
+    if settings.kafka_bootstrap:
+        summary = send_to_kafka(replay.clicks, settings, rate_per_s=args.rate_per_s, speedup=args.speedup,
+                                clicks_per_record=args.clicks_per_record, progress=progress,
+                                total=replay.planned, batch_wait_ms=args.batch_wait_ms)
+        return summary, f"Kafka topic {settings.topic} at {settings.kafka_bootstrap}"
+    topic = MemoryTopic(settings.topic, settings.topic_partitions)
+    summary = send_to_memory(replay.clicks, topic, clicks_per_record=args.clicks_per_record,
+                             rate_per_s=args.rate_per_s, speedup=args.speedup, progress=progress,
+                             total=replay.planned, batch_wait_ms=args.batch_wait_ms)
+    return summary, ("an in-process topic (no Kafka configured: use --stack local or "
+                     "--kafka-bootstrap-servers; the pipeline's embedded run replays in-process)")

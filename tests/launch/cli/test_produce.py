@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.cli.main import main
+from launch.cli.main import main
 from producer.readers import ReadReport, read_dump
 
 

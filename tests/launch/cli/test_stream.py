@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.cli.main import main
 from clickstream.settings import Settings
 from clickstream.store.embedded import EmbeddedStore
+from launch.cli.main import main
 from producer.expand import expand_clicks
 from producer.sender import send_to_kafka
 from producer.synthetic import generate_rows

@@ -11,8 +11,9 @@ import logging
 import signal
 from typing import Any
 
-from clickstream.cli.main import CliError
 from clickstream.settings import Settings, add_settings_arguments
+from clickstream.store import StoreError
+from launch.cli import CliError
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from clickstream.store import StoreError
+    # Lazy: the pipeline imports dask, distributed and streamz (about 3 s), which `--help` skips.
     from pipeline import Pipeline, PipelineError
     from pipeline.sources.kafka import SourceError
 

@@ -13,8 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from clickstream.cli import CliError
 from clickstream.settings import Settings, SettingsError
+from launch.cli import CliError
+
+log = logging.getLogger("clickstream")
 
 SUBCOMMANDS = ("services", "schema", "dashboard", "produce", "stream", "batch", "pagerank", "reconcile",
                "demo")
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time clickstream analysis: replay, stream, batch, PageRank, dashboard.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"clickstream.cli.{name}")
+        module = importlib.import_module(f"launch.cli.{name}")
         sub_parser = module.register(sub)
         sub_parser.set_defaults(_module=module)
     return parser
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.debug("settings: %s", settings.redacted())
     try:
         return int(args._module.run(settings, args) or 0)
     except CliError as exc:
