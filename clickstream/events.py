@@ -23,7 +23,8 @@ wrong; callers route such records to the dead-letter topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import orjson
@@ -32,7 +33,10 @@ LINK_TYPES = frozenset({"link", "external", "other", "redlink"})
 # Event times outside [2001-01-01, 2100-01-01) are rejected as nonsense.
 MIN_TS_MS = 978_307_200_000
 MAX_TS_MS = 4_102_444_800_000
-MAX_TITLE_BYTES = 1024
+MAX_TITLE_BYTES = 1024  # characters, despite the name (the dump's titles are at most 255 bytes)
+WIRE_FIELDS = ("id", "ts", "prev", "curr", "type")
+# C0 controls and DEL never occur in a title; NUL or a newline there is hostile input.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 
 class EventError(ValueError):
@@ -79,6 +83,8 @@ def _validated(click_id: object, ts: object, prev: object, curr: object, link_ty
             raise EventError(f"{name}: expected a non-empty title, got {title!r}")
         if len(title) > MAX_TITLE_BYTES:
             raise EventError(f"{name}: title longer than {MAX_TITLE_BYTES} characters")
+        if CONTROL_CHARACTERS.search(title):
+            raise EventError(f"{name}: title holds a control character")
     if link_type not in LINK_TYPES:
         raise EventError(f"type: {link_type!r} is not one of {sorted(LINK_TYPES)}")
     return Click(click_id, ts, prev, curr, link_type)  # type: ignore[arg-type]
@@ -93,6 +99,8 @@ def decode_record(value: bytes | None) -> list[Click]:
     except orjson.JSONDecodeError as exc:
         raise EventError(f"not JSON: {exc}") from None
     if isinstance(obj, dict) and "clicks" in obj:
+        if len(obj) != 1:
+            raise EventError(f"unexpected field(s) beside clicks: {', '.join(sorted(k for k in obj if k != 'clicks'))}")
         rows = obj["clicks"]
         if not isinstance(rows, list) or not rows:
             raise EventError("clicks: expected a non-empty list")
@@ -106,20 +114,11 @@ def decode_record(value: bytes | None) -> list[Click]:
                 raise EventError(f"clicks[{i}].{exc.reason}") from None
         return out
     if isinstance(obj, dict):
-        missing = [k for k in ("id", "ts", "prev", "curr", "type") if k not in obj]
+        missing = [k for k in WIRE_FIELDS if k not in obj]
         if missing:
             raise EventError(f"missing field(s): {', '.join(missing)}")
+        if len(obj) != len(WIRE_FIELDS):
+            extra = sorted(k for k in obj if k not in WIRE_FIELDS)
+            raise EventError(f"unexpected field(s): {', '.join(extra)}")
         return [_validated(obj["id"], obj["ts"], obj["prev"], obj["curr"], obj["type"])]
     raise EventError(f"expected a JSON object, got {type(obj).__name__}")
-
-
-def decode_records(values: Iterable[bytes | None]) -> tuple[list[Click], list[tuple[int, str]]]:
-    """Decode many records: (clicks, [(index of bad record, reason), ...])."""
-    clicks: list[Click] = []
-    bad: list[tuple[int, str]] = []
-    for i, value in enumerate(values):
-        try:
-            clicks.extend(decode_record(value))
-        except EventError as exc:
-            bad.append((i, exc.reason))
-    return clicks, bad

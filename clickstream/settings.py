@@ -77,6 +77,8 @@ class Settings:
     dead_letter_topic: str = _opt("clicks-dead-letter", "topic of rejected records", "kafka")
     topic_partitions: int = _opt(4, "partitions of a topic created by us", "kafka")
     consumer_group: str = _opt("clickstream-pipeline", "consumer group of the pipeline", "kafka")
+    pipeline_name: str = _opt("", "the pipeline's id, which keys its rows in the streaming tables and "
+                              "its checkpoints (default: <consumer_group>/<topic>)", "kafka")
 
     # -- store ---------------------------------------------------------------------------
     store: str = _opt("", "store backend: 'embedded' (SQLite) or 'cassandra'; empty: by stack",
@@ -118,6 +120,13 @@ class Settings:
     stream_batch_records: int = _opt(50_000, "records read per partition per pipeline cycle", "stream")
     stream_poll_interval_s: float = _opt(0.5, "seconds the pipeline waits for new records when idle",
                                          "stream")
+    checkpoint_url: str = _opt("", "where the pipeline checkpoints its state and logs its cycles, an "
+                               "fsspec URL (default: <archive>/_checkpoints)", "stream")
+    checkpoint_interval_s: float = _opt(2.0, "seconds between state checkpoints (every cycle is "
+                                        "logged before it runs, so a restart redoes at most this much)",
+                                        "stream")
+    outage_timeout_s: float = _opt(300.0, "how long the pipeline waits for an unreachable server "
+                                   "(Kafka, store, archive) before it gives up", "stream")
 
     # -- dashboard -----------------------------------------------------------------------
     dashboard_address: str = _opt("127.0.0.1", "address the Bokeh dashboard listens on", "dashboard")
@@ -192,6 +201,16 @@ class Settings:
         if self.stack == "local":
             return f"hdfs://{self.bind_address}:{self.hdfs_port}/clickstream/archive"
         return (self.work_path / "archive").as_uri()
+
+    @property
+    def pipeline_id(self) -> str:
+        """The pipeline's id (``pipeline_name``, or ``<consumer_group>/<topic>``)."""
+        return self.pipeline_name or f"{self.consumer_group}/{self.topic}"
+
+    @property
+    def checkpoints(self) -> str:
+        """The checkpoint root's fsspec URL, with no trailing slash."""
+        return (self.checkpoint_url or f"{self.archive}/_checkpoints").rstrip("/")
 
     @property
     def hdfs_url(self) -> str:

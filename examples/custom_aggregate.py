@@ -23,7 +23,7 @@ from pipeline import Aggregate, Pipeline
 
 
 def first_letter(clicks: pd.DataFrame) -> pd.Series:
-    """One key per click (columns: click_id, ts_ms, prev, curr, link_type, referrer)."""
+    """One key per click (columns: click_id, ts_ms, prev, curr, link_type, referrer_class)."""
     return clicks["curr"].str[0].str.upper()
 
 
@@ -61,11 +61,12 @@ def main() -> None:
     print(f"{summary.clicks} clicks, {summary.late_clicks} late, {summary.dead_letters} dead letters")
 
     store = open_store(settings)
-    rows = store.select("window_totals", {"window_ms": 60_000, "day": "2015-02-01"}, limit=1)
+    rows = store.select("window_totals", {"pipeline": pipe.pipeline_id, "window_ms": 60_000,
+                                         "day": "2015-02-01"}, limit=1)
     if rows:
         start = rows[0]["window_start_ms"]
-        top = store.select("window_topn", {"metric": "first_letter", "window_ms": 60_000,
-                                           "window_start_ms": start})
+        top = store.select("window_topn", {"pipeline": pipe.pipeline_id, "metric": "first_letter",
+                                           "window_ms": 60_000, "window_start_ms": start})
         print("top first letters, latest minute:", [(r["key"], r["clicks"]) for r in top])
     store.close()
     client.close()

@@ -1,64 +1,73 @@
-"""The streamz graph on Dask that wires source -> operators -> sinks, and its run loop.
+"""The streamz graph on Dask that wires source -> operators -> sinks, and its cycle loop.
 
-Graph (one node per role)::
+Graph::
 
-    Stream (BatchTask per partition range)
-      .scatter()                  tasks to the Dask workers
-      .map(process_batch)         fetch + decode + window partials + archive, on a worker
-      .buffer(n).gather()         partials (small counters) back to the driver
-      .accumulate(absorb)         merged into the open windows (``WindowState``)
-      .sink(arrived)              the cycle knows when its last partial is in
+    DaskStream (one BatchTask per partition offset range, <= TASK_RECORDS records)
+      .map(process_batch)      submitted to a worker: fetch + decode + partials + archive
+      .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
+      .sink(arrived)           the cycle waits for its partials, retrying failed tasks
 
-Each cycle plans one offset range per partition (``stream_batch_records`` at most), emits
-them, waits for their partials, advances the watermark, finalizes windows, flushes the
-sinks (dead letters, store incl. ``pipeline_state``; the archive was written by the tasks)
-and only then commits offsets: per partition, up to the last batch whose windows are all
-final and written.
+Cycle k, overlapped with the flush of cycle k-1::
+
+    plan k  (ranges, end offsets, lateness threshold)  -> logged in the checkpoint folder
+    dispatch k's tasks                                  -> the workers fetch and decode ...
+    flush k-1: dead letters, window rows, metrics       ... while the driver writes these
+    checkpoint (every checkpoint_interval_s) + commit   ... and saves its state
+    wait for k's partials, merge, advance the watermark, finalize windows (vectorised)
 
 Watermark: per partition, the max event time seen; the pipeline's watermark is the
-minimum over partitions that still have unread records (caught-up partitions do not hold
-it back) minus ``allowed_lateness_ms``; it never goes back.
+minimum over partitions that still had unread records when the cycle was planned
+(caught-up partitions do not hold it back) minus ``allowed_lateness_ms``; it never goes back.
 
-Where a restart resumes: at the committed offsets. A clean stop (Ctrl-C, ``--until-idle-s``,
-``--max-clicks``, ``stop()``) finalizes and writes every open window, records in
-``pipeline_state`` the end of the latest window written, and commits all consumed
-offsets; after a restart, clicks for windows that were already final count as late. After
-a crash, the restart re-reads from the last commit (at-least-once): windows are rewritten
-with the same absolute values, but the archive and the dead-letter topic may get
-records again (same click_id / source offset) and late counts may be counted twice.
+A clean stop (Ctrl-C, ``--until-idle-s``, ``--max-clicks``, ``stop()``) checkpoints, then
+writes every open window as it stands; a restart reopens those windows (their rows are
+rewritten when final), so stopping never makes a click late.
+
+Exactly once (see ``pipeline.checkpoint``): a restart loads the newest checkpoint (window
+state, watermark, offsets, dead-letter position) and first runs again every cycle logged
+after it, with the same plan, so window rows, late counts, archive files and dead letters
+come out as if the process had never died. Offsets are committed to Kafka at every
+checkpoint, for tools that watch the group; the checkpoint is where a restart resumes.
+
+Outages: a step that fails because Kafka, the store or the archive is unreachable is
+retried with backoff (no new cycle starts meanwhile, so memory stays bounded) for up to
+``outage_timeout_s``; ``status()`` says what it waits for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from dask.distributed import Client, LocalCluster
-from streamz import Stream
+from streamz.dask import DaskStream
 
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
-from clickstream.store import Store, open_store
+from clickstream.store import Store, StoreError, open_store
+from pipeline.checkpoint import CheckpointError, Checkpoints, CyclePlan, Snapshot
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES, Aggregate
 from pipeline.operators.windows import WindowRows, WindowState
+from pipeline.sinks.archive import remove_stale_tmp
 from pipeline.sinks.dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
 from pipeline.sinks.metrics import CycleMetrics, MetricsSink
 from pipeline.sinks.store import StoreSink
 from pipeline.sources.base import BatchSource
-from pipeline.sources.kafka import KafkaSource
+from pipeline.sources.kafka import KafkaSource, SourceError
 from pipeline.sources.memory import MemorySource
 from pipeline.worker import BatchTask, Partial, now_ms, process_batch
 
 log = logging.getLogger("pipeline")
 
-
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
+T = TypeVar("T")
 
 
 def _warm_worker() -> None:
@@ -74,7 +83,7 @@ class PipelineError(RuntimeError):
 
 @dataclass
 class RunSummary:
-    """What one ``Pipeline.run`` did."""
+    """What one ``Pipeline.run`` did (cycles run again after a restart count again)."""
 
     cycles: int = 0
     records: int = 0
@@ -85,32 +94,25 @@ class RunSummary:
     rows_written: int = 0
     finalized_ms: int = 0
     committed: dict[int, int] = field(default_factory=dict)
+    replayed_cycles: int = 0
+    checkpoints: int = 0
     elapsed_s: float = 0.0
 
 
-class _Cycle:
-    """Partials of the cycle in flight (filled by the streamz accumulate on the client loop)."""
+@dataclass
+class _RunState:
+    """What the loop carries between cycles; ``snapshot()`` is what a checkpoint saves."""
 
-    def __init__(self) -> None:
-        self.expected = 0
-        self.partials: list[Partial] = []
-        self.done = threading.Condition()
-
-    def absorb(self, acc: _Cycle, partial: Partial) -> _Cycle:
-        acc.partials.append(partial)
-        return acc
-
-    def arrived(self, acc: _Cycle) -> None:
-        with self.done:
-            self.done.notify_all()
-
-    def wait(self, timeout_s: float) -> list[Partial]:
-        with self.done:
-            if not self.done.wait_for(lambda: len(self.partials) >= self.expected, timeout=timeout_s):
-                raise PipelineError(f"cycle: only {len(self.partials)} of {self.expected} batches "
-                                    f"came back within {timeout_s:.0f} s")
-            out, self.partials = self.partials, []
-            return out
+    state: WindowState
+    cycle: int
+    next_offsets: dict[int, int]
+    max_ts: dict[int, int]
+    watermark_ms: int
+    replay: deque[CyclePlan]
+    summary: RunSummary = field(default_factory=RunSummary)
+    pending: list[tuple[int, WindowRows, CycleMetrics | None]] = field(default_factory=list)
+    last_checkpoint_s: float = 0.0
+    checkpointed_cycle: int = -1
 
 
 class Pipeline:
@@ -126,6 +128,7 @@ class Pipeline:
     - ``store``: the store to write (default ``open_store(settings)``, closed by ``close()``).
 
     ``run()`` blocks until a stop condition, then stops cleanly (see the module docstring).
+    The progress methods may be called from another thread while it runs.
     """
 
     def __init__(self, settings: Settings, *, client: Client | None = None,
@@ -138,48 +141,57 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise PipelineError(f"aggregates: metric names must be unique, got {names}")
         self._owned: list[Any] = []
-        self.source: BatchSource
-        if source is not None:  # another client behind the same seam
-            self.source = source
-            self.dead_letter: DeadLetterSink = dead_letter or FileDeadLetterSink(
-                settings.work_path / "dead-letter" / f"{source.topic}.jsonl")
-        elif memory_topic is not None:
-            self.source = MemorySource(memory_topic, settings.consumer_group)
-            self.dead_letter = dead_letter or FileDeadLetterSink(
-                settings.work_path / "dead-letter" / f"{memory_topic.name}.jsonl")
-        elif settings.kafka_bootstrap:
-            self.source = KafkaSource(settings.kafka_bootstrap, settings.topic, settings.consumer_group)
-            self.dead_letter = dead_letter or KafkaDeadLetterSink(settings.kafka_bootstrap,
-                                                                  settings.dead_letter_topic)
-        else:
-            raise PipelineError("no source: set kafka_bootstrap_servers (or stack=local), or pass "
-                                "memory_topic= for an in-process run")
+        self.source, self.dead_letter = self._source_and_dead_letter(settings, memory_topic, source,
+                                                                     dead_letter)
         self._owned += [self.source, self.dead_letter]
+        self.pipeline_id = settings.pipeline_name or f"{settings.consumer_group}/{self.source.topic}"
         if store is None:
             store = open_store(settings)
             self._owned.append(store)
-        self.store_sink = StoreSink(store)
-        self.metrics = MetricsSink(self.store_sink, settings.consumer_group)
-        if client is None:
-            if settings.dask_scheduler_address:
-                client = Client(settings.dask_scheduler_address)
-            else:
-                cluster = LocalCluster(n_workers=settings.dask_workers, threads_per_worker=1,
-                                       processes=True, host="127.0.0.1", dashboard_address=None,
-                                       silence_logs=logging.WARNING)
-                client = Client(cluster)
-                self._owned.append(cluster)
-            self._owned.append(client)  # closed first: its scattered data goes before the workers
-        self.client = client
-        client.run(_warm_worker)
+        self.store_sink = StoreSink(store, self.pipeline_id)
+        self.metrics = MetricsSink(self.store_sink, self.pipeline_id)
+        self.checkpoints = Checkpoints(settings.checkpoints, self.pipeline_id)
+        self.client = client if client is not None else self._own_client(settings)
+        self.client.run(_warm_worker)
         self._stop = threading.Event()
-        self.consumed: dict[int, int] = {}  # next offset to read per partition (progress)
-        self._cycle = _Cycle()
-        self.stream = Stream(asynchronous=False)
-        (self.stream.scatter().map(process_batch)
-         .buffer(2 * len(self.source.partitions)).gather()
-         .accumulate(self._cycle.absorb, start=self._cycle)
-         .sink(self._cycle.arrived))
+        self._consumed: dict[int, int] = {}
+        self._status = "starting"
+        self._partials: dict[tuple[int, int], Partial] = {}
+        self._arrivals = threading.Condition()
+        self.stream = DaskStream(asynchronous=False)
+        (self.stream.map(process_batch)
+         .buffer(4 * max(1, len(self.source.partitions))).gather()
+         .sink(self._arrived))
+
+    def _source_and_dead_letter(self, settings: Settings, memory_topic: MemoryTopic | None,
+                                source: BatchSource | None, dead_letter: DeadLetterSink | None
+                                ) -> tuple[BatchSource, DeadLetterSink]:
+        def file_sink(topic: str) -> DeadLetterSink:
+            return dead_letter or FileDeadLetterSink(settings.work_path / "dead-letter" / f"{topic}.jsonl")
+
+        if source is not None:  # another client behind the same seam
+            return source, file_sink(source.topic)
+        if memory_topic is not None:
+            return MemorySource(memory_topic, settings.consumer_group), file_sink(memory_topic.name)
+        if settings.kafka_bootstrap:
+            kafka = KafkaSource(settings.kafka_bootstrap, settings.topic, settings.consumer_group)
+            ensure_dead_letter_topic(settings, len(kafka.partitions))
+            return kafka, dead_letter or KafkaDeadLetterSink(settings.kafka_bootstrap,
+                                                             settings.dead_letter_topic)
+        raise PipelineError("no source: set kafka_bootstrap_servers (or stack=local), or pass "
+                            "memory_topic= for an in-process run")
+
+    def _own_client(self, settings: Settings) -> Client:
+        if settings.dask_scheduler_address:
+            client = Client(settings.dask_scheduler_address)
+        else:
+            cluster = LocalCluster(n_workers=settings.dask_workers, threads_per_worker=1,
+                                   processes=True, host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=logging.WARNING)
+            client = Client(cluster)
+            self._owned.append(cluster)
+        self._owned.append(client)  # closed first: its futures go before the workers
+        return client
 
     # -- control -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -201,7 +213,7 @@ class Pipeline:
     # -- progress (safe to call from another thread while ``run`` blocks) ------------------
     def consumed_offsets(self) -> dict[int, int]:
         """Per partition, the next offset to read after the last finished cycle (a copy)."""
-        return dict(self.consumed)
+        return dict(self._consumed)
 
     def metrics_history(self) -> list[CycleMetrics]:
         """Every cycle's metrics of this run, oldest first (a copy)."""
@@ -215,146 +227,284 @@ class Pipeline:
             return "memory"
         return type(self.source).__name__
 
-    # -- the loop ------------------------------------------------------------------------
-    def _load_finalized_ms(self) -> int:
-        rows = self.store_sink.store.select("pipeline_state", {"pipeline": self.settings.consumer_group})
-        for row in rows:
-            if row["topic"] == self.source.topic:
-                return int(row["finalized_ms"])
-        return 0
+    def status(self) -> str:
+        """``running``, ``idle``, ``waiting for <server>: <error>`` or ``stopped``."""
+        return self._status
 
+    # -- the loop ------------------------------------------------------------------------
     def run(self, *, until_idle_s: float | None = None, max_clicks: int | None = None,
             cycle_timeout_s: float = 600.0) -> RunSummary:
         """Consume until stopped, idle for ``until_idle_s``, past ``max_clicks`` clicks (checked
         per cycle; the last cycle is cut to about the remainder) or the in-process topic
-        closed and read. Then finalize every open window, flush, commit. Blocks."""
-        s = self.settings
+        closed and read. Then finalize every open window, flush, checkpoint, commit. Blocks."""
         t0 = time.monotonic()
-        summary = RunSummary()
-        state = WindowState(self._load_finalized_ms())
-        next_offsets = self.source.committed()
-        max_ts: dict[int, int] = {}
-        pending: dict[int, deque[tuple[int, int | None]]] = {p: deque() for p in self.source.partitions}
-        committed = dict(next_offsets)
-        watermark = state.finalized_ms
+        run = self._restore()
         idle_since = time.monotonic()
-        log.info("pipeline: topic %s from offsets %s, windows final up to %d",
-                 self.source.topic, next_offsets, state.finalized_ms)
         while not self._stop.is_set():
-            ends = self.source.end_offsets()
-            remaining = None if max_clicks is None else max_clicks - summary.clicks
+            remaining = None if max_clicks is None else max_clicks - run.summary.clicks
             if remaining is not None and remaining <= 0:
                 break
-            tasks = self._plan(next_offsets, ends, state.finalized_ms, remaining)
-            if not tasks:
-                if self.source.exhausted(next_offsets):
+            plan = self._next_plan(run, remaining)
+            if plan is None:
+                self._flush(run, checkpoint=False)
+                self._status = "idle"
+                if self._retry("kafka", lambda: self.source.exhausted(run.next_offsets)):
                     break
                 if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
                     break
-                self.source.wait_for_data(next_offsets, s.stream_poll_interval_s)
+                self._retry("kafka", lambda: self.source.wait_for_data(
+                    run.next_offsets, self.settings.stream_poll_interval_s))
                 continue
+            self._status = "running"
             started = time.monotonic()
-            self._cycle.expected = len(tasks)
-            for task in tasks:
-                self.stream.emit(task)
-            partials = self._cycle.wait(cycle_timeout_s)
-            errors = [p.error for p in partials if p.error]
-            if errors:
-                raise PipelineError("a batch failed: " + errors[0])
-            partials.sort(key=lambda p: (p.partition, p.start_offset))
-            late = dead = clicks = 0
-            oldest = newest = None
-            for part in partials:
-                state.add_counts(part.counts)
-                state.add_late(part.late)
-                for record, reason in part.dead:
-                    self.dead_letter.add(self.source.topic, part.partition, record, reason)
-                next_offsets[part.partition] = part.end_offset
-                pending[part.partition].append((part.end_offset, part.max_window_end_ms))
-                if part.max_ts_ms is not None:
-                    max_ts[part.partition] = max(max_ts.get(part.partition, part.max_ts_ms), part.max_ts_ms)
-                late += part.late_clicks
-                dead += len(part.dead)
-                clicks += part.clicks
-                summary.records += part.records
-                summary.archived_files += len(part.archived)
-                if part.oldest_append_ms is not None:
-                    oldest = part.oldest_append_ms if oldest is None else min(oldest, part.oldest_append_ms)
-                    newest = part.newest_append_ms if newest is None else max(newest, part.newest_append_ms)
-            active = [max_ts[p] for p in max_ts if next_offsets[p] < ends[p]]
-            if not active:
-                active = list(max_ts.values())
-            if active:
-                watermark = max(watermark, min(active) - s.allowed_lateness_ms)
-            t_merge = time.monotonic()
-            rows = state.finalize(watermark)
-            t_final = time.monotonic()
-            self._flush(state, rows)
-            now = now_ms()
-            elapsed = max(time.monotonic() - started, 1e-6)
-            self.metrics.add(CycleMetrics(now, clicks, clicks / elapsed,
-                                          now - newest if newest is not None else 0,
-                                          now - oldest if oldest is not None else 0,
-                                          late, dead, state.finalized_ms))
-            summary.rows_written += self.store_sink.flush()
-            log.debug("cycle phases: batches %.2f s, finalize %.2f s, flush %.2f s",
-                      t_merge - started, t_final - t_merge, time.monotonic() - t_final)
-            summary.cycles += 1
-            summary.clicks += clicks
-            summary.late_clicks += late
-            summary.dead_letters += dead
-            safe = self._safe_offsets(pending, state.finalized_ms, committed)
-            if safe != committed:
-                self.source.commit(safe)
-                committed = safe
-            self.consumed = dict(next_offsets)
+            tasks = self._dispatch(plan)
+            self._flush(run, checkpoint=False)
+            partials = self._gather(tasks, cycle_timeout_s)
+            self._apply(run, plan, partials, started)
             idle_since = time.monotonic()
-        # clean stop: every open window final and written, then commit all consumed offsets
-        rows = state.finalize_all()
-        self._flush(state, rows)
-        summary.rows_written += self.store_sink.flush()
-        self.source.commit(next_offsets)
-        summary.committed = dict(next_offsets)
-        summary.finalized_ms = state.finalized_ms
+        return self._stop_cleanly(run, t0)
+
+    def _stop_cleanly(self, run: _RunState, t0: float) -> RunSummary:
+        """A checkpoint and all consumed offsets committed, then every open window written.
+
+        The checkpoint is taken before the open windows are closed: a restart reopens them
+        and rewrites their rows when they are final, so a clean stop makes no click late.
+        """
+        self._flush(run, checkpoint=True)
+        rows = run.state.finalize_all()
+        run.pending.append((run.cycle, rows, None))
+        run.checkpointed_cycle = run.cycle  # what finalize_all did is not to be checkpointed
+        self._flush(run, checkpoint=False)
+        self._status = "stopped"
+        summary = run.summary
+        summary.committed = dict(run.next_offsets)
+        summary.finalized_ms = run.state.finalized_ms
         summary.elapsed_s = time.monotonic() - t0
         log.info("pipeline stopped: %d clicks, %d late, %d dead letters in %.1f s; committed %s",
                  summary.clicks, summary.late_clicks, summary.dead_letters, summary.elapsed_s,
                  summary.committed)
         return summary
 
-    def _plan(self, next_offsets: dict[int, int], ends: dict[int, int], finalized_ms: int,
-              remaining: int | None) -> list[BatchTask]:
+    def _restore(self) -> _RunState:
+        """The newest checkpoint (or a first one) and the cycles logged after it."""
+        self._retry("archive", lambda: remove_stale_tmp(self.settings.archive, self.source.topic))
+        self._retry("checkpoints", self.checkpoints.remove_stale_tmp)
+        snap = self._retry("checkpoints", self.checkpoints.latest)
+        if snap is None:
+            offsets = self._retry("kafka", self.source.committed)
+            run = _RunState(WindowState(), 0, dict(offsets), {}, 0, deque())
+            self._checkpoint(run)  # what a crash before the first real checkpoint resumes from
+            log.info("pipeline %s: topic %s from committed offsets %s (no checkpoint yet)",
+                     self.pipeline_id, self.source.topic, offsets)
+        else:
+            meta = snap.meta
+            run = _RunState(WindowState.restore(meta["window"], snap.tables), snap.cycle,
+                            {int(p): int(o) for p, o in meta["next_offsets"].items()},
+                            {int(p): int(t) for p, t in meta["max_ts_ms"].items()},
+                            int(meta["watermark_ms"]),
+                            deque(self._retry("checkpoints", lambda: self.checkpoints.plans_after(snap.cycle))))
+            run.checkpointed_cycle = snap.cycle
+            self._retry("dead letters", lambda: self.dead_letter.resume(meta["dead_letter"], self.source.topic))
+            log.info("pipeline %s: restored cycle %d (offsets %s, windows final up to %d); "
+                     "%d logged cycle(s) to run again", self.pipeline_id, snap.cycle,
+                     run.next_offsets, run.state.finalized_ms, len(run.replay))
+        run.last_checkpoint_s = time.monotonic()
+        self._consumed = dict(run.next_offsets)
+        return run
+
+    def _next_plan(self, run: _RunState, remaining: int | None) -> CyclePlan | None:
+        """A logged cycle to run again, or a new plan (logged before it runs), or None."""
+        if run.replay:
+            plan = run.replay.popleft()
+            starts = {p: r[0] for p, r in plan.ranges.items()}
+            if (plan.cycle != run.cycle + 1 or plan.finalized_ms != run.state.finalized_ms
+                    or any(run.next_offsets.get(p) != s for p, s in starts.items())):
+                raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} does "
+                                    f"not follow the restored state (cycle {run.cycle})")
+            run.summary.replayed_cycles += 1
+            return plan
+        ends = self._retry("kafka", self.source.end_offsets)
         batch = self.settings.stream_batch_records
-        with_data = [p for p in self.source.partitions if ends[p] > next_offsets[p]]
-        if remaining is not None and with_data:
+        with_data = [p for p in self.source.partitions if ends[p] > run.next_offsets[p]]
+        if not with_data:
+            return None
+        if remaining is not None:
             batch = max(1, min(batch, math.ceil(remaining / len(with_data))))
+        plan = CyclePlan(run.cycle + 1,
+                         {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch)) for p in with_data},
+                         dict(ends), run.state.finalized_ms)
+        self._retry("checkpoints", lambda: self.checkpoints.log_plan(plan))
+        return plan
+
+    def _tasks(self, plan: CyclePlan) -> list[BatchTask]:
         fetcher = self.source.fetcher()
         tasks = []
-        for p in with_data:
-            end = min(ends[p], next_offsets[p] + batch)
+        for p, (first, end) in sorted(plan.ranges.items()):
             # a busy partition's range is cut into pieces, so that every worker shares it
-            for start in range(next_offsets[p], end, TASK_RECORDS):
+            for start in range(first, end, TASK_RECORDS):
                 stop = min(end, start + TASK_RECORDS)
-                records = None if fetcher is not None else tuple(self.source.fetch(p, start, stop))
-                tasks.append(BatchTask(self.source.topic, p, start, stop, finalized_ms,
+                records = None
+                if fetcher is None:
+                    records = self._retry("source", lambda p=p, a=start, b=stop: self.source.fetch(p, a, b))
+                tasks.append(BatchTask(self.source.topic, p, start, stop, plan.finalized_ms,
                                        self.settings.archive, self.aggregates, fetcher, records))
         return tasks
 
-    def _flush(self, state: WindowState, rows: WindowRows) -> None:
-        """Dead letters, then windows (+ late rewrites, metrics, pipeline_state), blocking."""
-        self.dead_letter.flush()
-        unknown = list(state.unknown_final())
-        stored = self.store_sink.stored_totals(unknown) if unknown else {}
-        self.store_sink.add(rows, state.take_late_rewrites(stored))
-        self.store_sink.add_rows("pipeline_state", [(self.settings.consumer_group, self.source.topic,
-                                                     state.finalized_ms, now_ms())])
+    def _dispatch(self, plan: CyclePlan) -> list[BatchTask]:
+        tasks = self._tasks(plan)
+        self._submit(tasks)
+        return tasks
 
-    @staticmethod
-    def _safe_offsets(pending: dict[int, deque[tuple[int, int | None]]], finalized_ms: int,
-                      committed: dict[int, int]) -> dict[int, int]:
-        """Per partition, the end of the last batch whose windows are all final."""
-        safe = dict(committed)
-        for p, queue in pending.items():
-            while queue and (queue[0][1] is None or queue[0][1] <= finalized_ms):
-                safe[p] = queue.popleft()[0]
-        return safe
+    def _submit(self, tasks: Sequence[BatchTask]) -> None:
+        for task in tasks:
+            self.stream.emit(task)
+
+    def _arrived(self, partial: Partial) -> None:
+        with self._arrivals:
+            self._partials[(partial.partition, partial.start_offset)] = partial
+            self._arrivals.notify_all()
+
+    def _gather(self, tasks: list[BatchTask], timeout_s: float) -> list[Partial]:
+        """Every task's partial; a task failed by an outage (or lost with a worker) runs again."""
+        deadline = time.monotonic() + self.settings.outage_timeout_s
+        delay_s = 0.5
+        todo = {(t.partition, t.start_offset): t for t in tasks}
+        done: dict[tuple[int, int], Partial] = {}
+        while todo:
+            with self._arrivals:
+                self._arrivals.wait_for(lambda: all(k in self._partials for k in todo), timeout=timeout_s)
+                arrived = {k: self._partials.pop(k) for k in list(todo) if k in self._partials}
+            failed: list[tuple[BatchTask, str]] = []
+            for key, task in todo.items():
+                part = arrived.get(key)
+                if part is None:
+                    failed.append((task, f"no result within {timeout_s:.0f} s (a worker lost?)"))
+                elif part.error and not part.retryable:
+                    raise PipelineError("a batch failed: " + part.error)
+                elif part.error:
+                    failed.append((task, part.error))
+                else:
+                    done[key] = part
+            if not failed:
+                break
+            if time.monotonic() > deadline:
+                raise PipelineError(f"gave up after {self.settings.outage_timeout_s:.0f} s: {failed[0][1]}")
+            first = failed[0][1].splitlines()[0]
+            self._status = f"waiting for source/archive: {first}"
+            log.warning("pipeline: %d task(s) failed (%s); retrying in %.1f s", len(failed), first, delay_s)
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 10.0)
+            retry = [dataclasses.replace(t, attempt=t.attempt + 1) for t, _ in failed]
+            todo = {(t.partition, t.start_offset): t for t in retry}
+            self._submit(retry)
+        self._status = "running"
+        return [done[k] for k in sorted(done)]
+
+    def _apply(self, run: _RunState, plan: CyclePlan, partials: list[Partial], started: float) -> None:
+        """Merge the cycle's partials, advance the watermark, finalize (driver side, pure)."""
+        state, summary = run.state, run.summary
+        late = dead = clicks = 0
+        oldest = newest = None
+        for part in sorted(partials, key=lambda p: (p.partition, p.start_offset)):
+            state.add_counts(part.counts)
+            state.add_late(part.late)
+            for record, reason in part.dead:
+                self.dead_letter.add(self.source.topic, part.partition, record, reason)
+            if part.max_ts_ms is not None:
+                run.max_ts[part.partition] = max(run.max_ts.get(part.partition, part.max_ts_ms),
+                                                 part.max_ts_ms)
+            late += part.late_clicks
+            dead += len(part.dead)
+            clicks += part.clicks
+            summary.records += part.records
+            summary.archived_files += len(part.archived)
+            if part.oldest_append_ms is not None:
+                oldest = part.oldest_append_ms if oldest is None else min(oldest, part.oldest_append_ms)
+                newest = part.newest_append_ms if newest is None else max(newest, part.newest_append_ms)
+        for p, (_, end) in plan.ranges.items():
+            run.next_offsets[p] = end
+        active = [run.max_ts[p] for p in run.max_ts if run.next_offsets[p] < plan.end_offsets.get(p, 0)]
+        if not active:
+            active = list(run.max_ts.values())
+        if active:
+            run.watermark_ms = max(run.watermark_ms, min(active) - self.settings.allowed_lateness_ms)
+        rows = state.finalize(run.watermark_ms)
+        run.cycle = plan.cycle
+        now = now_ms()
+        elapsed = max(time.monotonic() - started, 1e-6)
+        metrics = CycleMetrics(now, clicks, clicks / elapsed, now - newest if newest is not None else 0,
+                               now - oldest if oldest is not None else 0, late, dead, state.finalized_ms)
+        run.pending.append((plan.cycle, rows, metrics))
+        summary.cycles += 1
+        summary.clicks += clicks
+        summary.late_clicks += late
+        summary.dead_letters += dead
+        self._consumed = dict(run.next_offsets)
+
+    def _flush(self, run: _RunState, *, checkpoint: bool) -> None:
+        """Write what finished cycles produced, then checkpoint when due (or asked). Blocks."""
+        state = run.state
+        if run.pending:
+            self._retry("dead letters", self.dead_letter.flush)
+            for cycle, rows, metrics in run.pending:
+                unknown = list(state.unknown_final())
+                stored = self._retry("store", lambda u=unknown: self.store_sink.stored_totals(u)) if unknown else {}
+                self.store_sink.add(rows, state.take_late_rewrites(stored, cycle), cycle)
+                if metrics is not None:
+                    self.metrics.add(metrics)
+            now = now_ms()
+            self.store_sink.add_rows("pipeline_state", [(self.pipeline_id, self.source.topic,
+                                                         state.finalized_ms, now)])
+            self.store_sink.add_rows("pipeline_registry", [("all", self.pipeline_id, self.source.topic, now)])
+            run.summary.rows_written += self._retry("store", self.store_sink.flush)
+            run.pending.clear()
+        due = time.monotonic() - run.last_checkpoint_s >= self.settings.checkpoint_interval_s
+        if (checkpoint or due) and run.checkpointed_cycle != run.cycle and not run.replay:
+            self._checkpoint(run)
+
+    def _checkpoint(self, run: _RunState) -> None:
+        meta, tables = run.state.snapshot()
+        snapshot = Snapshot(run.cycle, {
+            "window": meta,
+            "next_offsets": {str(p): o for p, o in run.next_offsets.items()},
+            "max_ts_ms": {str(p): t for p, t in run.max_ts.items()},
+            "watermark_ms": run.watermark_ms,
+            "dead_letter": self._retry("dead letters", self.dead_letter.position),
+            "topic": self.source.topic,
+        }, tables)
+        self._retry("checkpoints", lambda: self.checkpoints.save(snapshot))
+        self._retry("kafka", lambda: self.source.commit(dict(run.next_offsets)))
+        run.checkpointed_cycle = run.cycle
+        run.last_checkpoint_s = time.monotonic()
+        run.summary.checkpoints += 1
+
+    def _retry(self, what: str, step: Callable[[], T]) -> T:
+        """Run ``step``; while it fails, wait (backoff) and run it again, up to ``outage_timeout_s``."""
+        deadline = time.monotonic() + self.settings.outage_timeout_s
+        delay_s = 0.5
+        while True:
+            try:
+                return step()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise PipelineError(f"{what}: gave up after {self.settings.outage_timeout_s:.0f} s: "
+                                        f"{type(exc).__name__}: {exc}") from exc
+                self._status = f"waiting for {what}: {type(exc).__name__}: {exc}"
+                log.warning("pipeline: %s unreachable (%s: %s); retrying in %.1f s", what,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay_s)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 10.0)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error of an unreachable or overloaded server (worth waiting for), not of our code."""
+    if isinstance(exc, (OSError, TimeoutError, ConnectionError, StoreError, SourceError, CheckpointError)):
+        return True
+    return (type(exc).__module__ or "").split(".")[0] in ("kafka", "cassandra", "hdfs_native")
+
+
+def ensure_dead_letter_topic(settings: Settings, partitions: int) -> None:
+    """Create the dead-letter topic if the broker lacks it (brokers need not auto-create)."""
+    from clickstream.topics import ensure_topics
+
+    ensure_topics(settings, [settings.dead_letter_topic], partitions)

@@ -1,8 +1,13 @@
 """What one Dask task does with one partition's offset range (runs on a worker).
 
-fetch (unless the driver shipped the records) -> decode -> late split -> window partials ->
-archive (written and renamed here). Returns a ``Partial``: small per-window per-key
-counters, late counts, the bad records and the archive paths; never the clicks.
+fetch (unless the driver shipped the records) -> columnar decode -> late split -> window
+partials -> archive (written and renamed here). Returns a ``Partial``: small per-window
+per-key counters as an Arrow table, late counts, the bad records and the archive paths;
+never the clicks.
+
+Idempotent: the same task (same offsets, same ``finalized_ms``) gives the same partial and
+rewrites the same archive files, so Dask may run it again on another worker and the
+driver may retry it after an outage.
 """
 
 from __future__ import annotations
@@ -11,25 +16,26 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from pipeline.operators.aggregate import (
+    COUNT_SCHEMA,
     Aggregate,
-    clicks_frame,
-    empty_counts,
     late_counts,
     late_mask,
     max_window_end_ms,
     window_counts,
+    with_referrer_class,
 )
-from pipeline.operators.decode import decode_batch
+from pipeline.operators.decode import decode_values
 from pipeline.sinks.archive import ArchiveSink
-from pipeline.sources.base import Fetcher, RawRecord
+from pipeline.sources.base import Fetcher, RawRecord, RecordBatch
 
 
 @dataclass(frozen=True)
 class BatchTask:
+    """One partition's offset range of one cycle; ``records`` when the driver fetched them."""
+
     topic: str
     partition: int
     start_offset: int
@@ -38,11 +44,14 @@ class BatchTask:
     archive_url: str
     aggregates: tuple[Aggregate, ...]
     fetcher: Fetcher | None = None
-    records: tuple[RawRecord, ...] | None = None
+    records: RecordBatch | None = None
+    attempt: int = 0  # a retry is a new Dask task, not the cached result of the failed one
 
 
 @dataclass
 class Partial:
+    """What a task sends back. ``error`` set means it failed (``retryable``: an outage)."""
+
     partition: int
     start_offset: int
     end_offset: int
@@ -51,55 +60,74 @@ class Partial:
     late_clicks: int = 0
     max_ts_ms: int | None = None
     max_window_end_ms: int | None = None
-    counts: pd.DataFrame = field(default_factory=empty_counts)
-    late: list[tuple[tuple[int, int], int]] = field(default_factory=list)
+    counts: pa.Table = field(default_factory=COUNT_SCHEMA.empty_table)
+    late: list[tuple[int, int, int]] = field(default_factory=list)  # (window_ms, start, clicks)
     dead: list[tuple[RawRecord, str]] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     oldest_append_ms: int | None = None
     newest_append_ms: int | None = None
     error: str | None = None
+    retryable: bool = False
+
+
+# Errors of the servers a task talks to (Kafka, HDFS): the driver waits and retries them.
+RETRYABLE = (OSError, TimeoutError, ConnectionError)
 
 
 def process_batch(task: BatchTask) -> Partial:
-    """Never raises: a failure comes back as ``Partial.error`` (the driver stops on it)."""
+    """Never raises: a failure comes back as ``Partial.error`` (the driver retries or stops)."""
     out = Partial(task.partition, task.start_offset, task.end_offset)
     try:
         _process(task, out)
-    except Exception:
+    except Exception as exc:
+        out = Partial(task.partition, task.start_offset, task.end_offset)
+        out.retryable = _is_retryable(exc)
         out.error = (f"partition {task.partition} offsets {task.start_offset}..{task.end_offset}: "
-                     + traceback.format_exc())
+                     + "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                     + ("" if out.retryable else "\n" + traceback.format_exc()))
     return out
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RETRYABLE):
+        return True
+    module = type(exc).__module__ or ""
+    return module.startswith(("kafka", "hdfs_native", "pipeline.sources"))
 
 
 def _process(task: BatchTask, out: Partial) -> None:
     if task.records is not None:
-        records = list(task.records)
+        batch = task.records
     else:
         assert task.fetcher is not None, "a task needs records or a fetcher"
-        records = task.fetcher(task.partition, task.start_offset, task.end_offset)
-    out.records = len(records)
-    if records:
-        stamps = [r.timestamp_ms for r in records]
-        out.oldest_append_ms, out.newest_append_ms = min(stamps), max(stamps)
-    clicks, out.dead = decode_batch(records)
-    out.clicks = len(clicks)
-    if not clicks:
+        batch = task.fetcher(task.partition, task.start_offset, task.end_offset)
+    out.records = len(batch)
+    if not len(batch):
         return
-    frame = clicks_frame(clicks)
-    ts = frame["ts_ms"].to_numpy(dtype=np.int64)
+    out.oldest_append_ms = int(batch.timestamps_ms.min())
+    out.newest_append_ms = int(batch.timestamps_ms.max())
+    decoded = decode_values(batch.values)
+    out.dead = [(batch.record(i), reason) for i, reason in decoded.dead]
+    clicks = decoded.clicks
+    out.clicks = clicks.num_rows
+    if not out.clicks:
+        return
+    clicks = with_referrer_class(clicks)
+    ts = clicks["ts_ms"].to_numpy()
     late = late_mask(ts, task.finalized_ms)
-    frame["late"] = late
     out.late_clicks = int(late.sum())
     out.max_ts_ms = int(ts.max())
     out.max_window_end_ms = max_window_end_ms(out.max_ts_ms)
-    on_time = frame[~late] if out.late_clicks else frame
+    on_time = clicks.filter(pa.array(~late)) if out.late_clicks else clicks
     out.counts = window_counts(on_time, task.aggregates)
     if out.late_clicks:
-        out.late = list(late_counts(ts[late].tolist()).items())
-    archive = ArchiveSink(task.archive_url)
-    archive.add(task.partition, records[0].offset, records[-1].offset, frame)
+        out.late = late_counts(ts[late])
+    archive = ArchiveSink(task.archive_url, task.topic)
+    archive.add(task.partition, int(batch.offsets[0]), int(batch.offsets[-1]),
+                clicks.append_column("late", pa.array(late)))
     out.archived = archive.flush()
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+

@@ -5,7 +5,9 @@ clustering columns (the order inside a partition). Each table serves a query the
 dashboard or a job makes, and every write is an upsert by the full primary key, so
 writing the same result twice leaves the same row (idempotent).
 
-Streaming tables (written by ``pipeline``):
+Streaming tables (written by ``pipeline``), each keyed first by ``pipeline`` (the
+pipeline's id, ``Settings.pipeline_id``), so two pipelines on one keyspace never touch
+each other's rows:
 
 - ``window_counts``: exact clicks per key in one window, for the coarse windows that
   store full counts (see pipeline docs for which).
@@ -14,8 +16,12 @@ Streaming tables (written by ``pipeline``):
 - ``window_totals``: total clicks and late clicks per window, newest first per day.
 - ``trending``: top destinations by lift over their EWMA baseline, per window.
 - ``pipeline_metrics``: throughput, lag, latency, late and dead-letter counts.
-- ``pipeline_state``: per pipeline (consumer group) and topic, the event time up to which
-  every window is final and written (a restart counts older clicks as late).
+- ``pipeline_state``: per pipeline and topic, the event time up to which every window is
+  final and written (what the dashboard shows as the watermark).
+- ``pipeline_registry``: every pipeline that wrote (``scope = 'all'``), newest update per
+  pipeline, so a reader can list them and pick one.
+- ``window_totals.cycle``: the pipeline cycle that wrote the row (a cycle run again after
+  a crash recognises its own late-click rewrite and does not add it twice).
 
 Batch tables (written by ``spark_jobs``):
 
@@ -76,21 +82,23 @@ def _table(name: str, partition: str, clustering: str, values: str, desc: bool =
     return Table(name, _cols(partition), _cols(clustering), _cols(values), desc)
 
 
-WINDOW_COUNTS = _table("window_counts", "metric:text window_ms:bigint window_start_ms:bigint",
+WINDOW_COUNTS = _table("window_counts", "pipeline:text metric:text window_ms:bigint window_start_ms:bigint",
                        "key:text", "clicks:bigint")
-WINDOW_TOPN = _table("window_topn", "metric:text window_ms:bigint window_start_ms:bigint",
+WINDOW_TOPN = _table("window_topn", "pipeline:text metric:text window_ms:bigint window_start_ms:bigint",
                      "rank:int", "key:text clicks:bigint")
-KEY_SERIES = _table("key_series", "metric:text window_ms:bigint key:text",
+KEY_SERIES = _table("key_series", "pipeline:text metric:text window_ms:bigint key:text",
                     "window_start_ms:bigint", "clicks:bigint")
-WINDOW_TOTALS = _table("window_totals", "window_ms:bigint day:text", "window_start_ms:bigint",
-                       "clicks:bigint late_clicks:bigint written_ms:bigint", desc=True)
-TRENDING = _table("trending", "window_ms:bigint window_start_ms:bigint", "rank:int",
+WINDOW_TOTALS = _table("window_totals", "pipeline:text window_ms:bigint day:text", "window_start_ms:bigint",
+                       "clicks:bigint late_clicks:bigint written_ms:bigint cycle:bigint", desc=True)
+TRENDING = _table("trending", "pipeline:text window_ms:bigint window_start_ms:bigint", "rank:int",
                   "key:text clicks:bigint baseline:double lift:double")
 PIPELINE_METRICS = _table("pipeline_metrics", "pipeline:text day:text", "ts_ms:bigint",
                           "clicks_in:bigint clicks_per_s:double lag_ms:bigint latency_ms:bigint "
                           "late_clicks:bigint dead_letters:bigint watermark_ms:bigint", desc=True)
 PIPELINE_STATE = _table("pipeline_state", "pipeline:text", "topic:text",
                         "finalized_ms:bigint updated_ms:bigint")
+PIPELINE_REGISTRY = _table("pipeline_registry", "scope:text", "pipeline:text",
+                           "topic:text updated_ms:bigint")
 
 TOP_DESTINATIONS = _table("top_destinations", "source:text", "rank:int",
                           "destination:text clicks:bigint")
@@ -110,6 +118,7 @@ RECONCILE_DIFFS = _table("reconcile_diffs", "run_id:text",
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS, PIPELINE_STATE,
+    PIPELINE_REGISTRY,
     TOP_DESTINATIONS, TOP_SOURCES, TOP_ARTICLES, ROLLUPS, LINK_TYPE_SHARE, PAGERANK_RUNS,
     PAGERANK_TOP, RECONCILE_DIFFS,
 )}

@@ -17,8 +17,10 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import pandas as pd
+import pyarrow as pa
 
 from clickstream.windows import (
     FULL_COUNT_WINDOWS_MS,
@@ -29,28 +31,71 @@ from clickstream.windows import (
     TOP_N,
     TRENDING_WINDOW_MS,
 )
-from pipeline.operators.aggregate import empty_counts
+from pipeline.operators.aggregate import COUNT_COLUMNS, COUNT_SCHEMA
 
 TRENDING_ALPHA = 0.3
 BASELINE_FLOOR = 1e-3
 
 TotalsKey = tuple[int, int]  # (window_ms, window_start_ms)
+# Totals of final windows kept in memory (and checkpoints) this long after they closed, so
+# late clicks for them are added without reading the store.
+FINAL_TOTALS_HORIZON_MS = 15 * 60_000
+
+
+class StoredTotals(NamedTuple):
+    """A ``window_totals`` row as read back from the store."""
+
+    clicks: int
+    late_clicks: int
+    cycle: int
+
+
+class TotalsRow(NamedTuple):
+    window_ms: int
+    window_start_ms: int
+    clicks: int
+    late_clicks: int
+
+
+class TopNRow(NamedTuple):
+    metric: str
+    window_ms: int
+    window_start_ms: int
+    rank: int
+    key: str
+    clicks: int
+
+
+class CountRow(NamedTuple):
+    metric: str
+    window_ms: int
+    window_start_ms: int
+    key: str
+    clicks: int
+
+
+class TrendingRow(NamedTuple):
+    window_ms: int
+    window_start_ms: int
+    rank: int
+    key: str
+    clicks: int
+    baseline: float
+    lift: float
+
+
+def empty_counts() -> pd.DataFrame:
+    return COUNT_SCHEMA.empty_table().to_pandas()
 
 
 @dataclass
 class WindowRows:
-    """Rows produced by one finalization (store sink maps them to tables)."""
+    """Rows produced by one finalization (the store sink maps them to tables)."""
 
-    totals: list[tuple[int, int, int, int]] = field(default_factory=list)  # ms, start, clicks, late
-    topn: list[tuple[str, int, int, int, str, int]] = field(default_factory=list)
-    counts: list[tuple[str, int, int, str, int]] = field(default_factory=list)
-    trending: list[tuple[int, int, int, str, int, float, float]] = field(default_factory=list)
-
-    def extend(self, other: WindowRows) -> None:
-        self.totals += other.totals
-        self.topn += other.topn
-        self.counts += other.counts
-        self.trending += other.trending
+    totals: list[TotalsRow] = field(default_factory=list)
+    topn: list[TopNRow] = field(default_factory=list)
+    counts: list[CountRow] = field(default_factory=list)
+    trending: list[TrendingRow] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.totals) + len(self.topn) + len(self.counts) + len(self.trending)
@@ -141,8 +186,11 @@ class Trending:
 class WindowState:
     """Open windows of every metric and size; finalizes them as the watermark passes.
 
-    ``finalized_ms``: every window ending at or before it is final (restored from the store
-    at start, so a restart knows which windows are closed).
+    ``finalized_ms``: every window ending at or before it is final. ``snapshot()`` and
+    ``restore()`` carry everything that must survive a restart (the open windows' partial
+    counts, late counts of open windows, the sliding buckets, the trending baselines and
+    the totals of windows final within ``FINAL_TOTALS_HORIZON_MS``); ``pipeline.checkpoint``
+    saves them with the offsets they cover.
     """
 
     def __init__(self, finalized_ms: int = 0) -> None:
@@ -153,16 +201,16 @@ class WindowState:
         self.late_rewrites: Counter[TotalsKey] = Counter()
         self.final_totals: dict[TotalsKey, list[int]] = {}
         self._sliding: dict[str, SlidingCounts] = {}
-        self._sliding_late_only: set[int] = set()
         self.trending = Trending()
 
     # -- absorbing partials --------------------------------------------------------------
-    def add_counts(self, counts: pd.DataFrame) -> None:
-        if not counts.empty:
-            self._frames.append(counts)
+    def add_counts(self, counts: pa.Table) -> None:
+        if counts.num_rows:
+            self._frames.append(counts.to_pandas())
 
-    def add_late(self, late: Iterable[tuple[TotalsKey, int]]) -> None:
-        for (window_ms, start), n in late:
+    def add_late(self, late: Iterable[tuple[int, int, int]]) -> None:
+        """``(window_ms, window_start_ms, late clicks)`` of every window holding late clicks."""
+        for window_ms, start, n in late:
             if start + window_ms <= self.finalized_ms:
                 self.late_rewrites[(window_ms, start)] += n
             else:
@@ -198,12 +246,16 @@ class WindowState:
                 counts_by_key = dict(zip(part["key"], part["clicks"].astype(int), strict=True))
                 for rank, (key, clicks, base, lift) in enumerate(self.trending.step(int(start),
                                                                                     counts_by_key), 1):
-                    rows.trending.append((TRENDING_WINDOW_MS, int(start), rank, key, clicks, base, lift))
+                    rows.trending.append(TrendingRow(TRENDING_WINDOW_MS, int(start), rank, key, clicks,
+                                                     base, lift))
         self._late_only_rows(until_ms, rows)
         for window_ms, start, clicks, late in rows.totals:
             self.final_totals[(window_ms, start)] = [clicks, late]
             self.max_end_finalized_ms = max(self.max_end_finalized_ms, start + window_ms)
         self.finalized_ms = until_ms
+        horizon = min(until_ms, self.max_end_finalized_ms) - FINAL_TOTALS_HORIZON_MS
+        for key in [k for k in self.final_totals if k[0] + k[1] < horizon]:
+            del self.final_totals[key]
         return rows
 
     def finalize_all(self) -> WindowRows:
@@ -219,49 +271,117 @@ class WindowState:
                                     ascending=[True, True, True, False, True], kind="mergesort")
         head = ordered.groupby(["metric", "window_ms", "window_start_ms"], sort=False).head(TOP_N)
         ranks = head.groupby(["metric", "window_ms", "window_start_ms"], sort=False).cumcount() + 1
-        rows.topn += [(m, int(w), int(s), int(r), k, int(c)) for m, w, s, k, c, r in zip(
+        rows.topn += [TopNRow(m, int(w), int(s), int(r), k, int(c)) for m, w, s, k, c, r in zip(
             head["metric"], head["window_ms"], head["window_start_ms"], head["key"], head["clicks"],
             ranks, strict=True)]
         full = final[final["window_ms"].isin(FULL_COUNT_WINDOWS_MS)]
-        rows.counts += [(m, int(w), int(s), k, int(c)) for m, w, s, k, c in zip(
+        rows.counts += [CountRow(m, int(w), int(s), k, int(c)) for m, w, s, k, c in zip(
             full["metric"], full["window_ms"], full["window_start_ms"], full["key"], full["clicks"],
             strict=True)]
         by_type = final[final["metric"] == METRIC_LINK_TYPE]
         totals = by_type.groupby(["window_ms", "window_start_ms"], sort=True)["clicks"].sum()
         for (window_ms, start), clicks in totals.items():
             late = self._open_late.pop((int(window_ms), int(start)), 0)
-            rows.totals.append((int(window_ms), int(start), int(clicks), late))
+            rows.totals.append(TotalsRow(int(window_ms), int(start), int(clicks), late))
 
     def _sliding_rows(self, until_ms: int, rows: WindowRows) -> None:
         totals: dict[int, int] = {}
         for metric in sorted(self._sliding):
             for start, counts in self._sliding[metric].finalize(until_ms):
                 for rank, (key, clicks) in enumerate(top_n(counts), 1):
-                    rows.topn.append((metric, SLIDING_WINDOW_MS, start, rank, key, clicks))
+                    rows.topn.append(TopNRow(metric, SLIDING_WINDOW_MS, start, rank, key, clicks))
                 if metric == METRIC_LINK_TYPE:
                     totals[start] = sum(counts.values())
         for start in sorted(totals):
             late = self._open_late.pop((SLIDING_WINDOW_MS, start), 0)
-            rows.totals.append((SLIDING_WINDOW_MS, start, totals[start], late))
+            rows.totals.append(TotalsRow(SLIDING_WINDOW_MS, start, totals[start], late))
 
     def _late_only_rows(self, until_ms: int, rows: WindowRows) -> None:
         for key in sorted(k for k in self._open_late if k[0] + k[1] <= until_ms):
-            rows.totals.append((key[0], key[1], 0, self._open_late.pop(key)))
+            rows.totals.append(TotalsRow(key[0], key[1], 0, self._open_late.pop(key)))
 
-    def take_late_rewrites(self, stored: dict[TotalsKey, tuple[int, int]]) -> list[tuple[int, int, int, int]]:
-        """Rows rewriting final windows that got late clicks; ``stored`` has (clicks, late)
-        of those not finalized in this run (read from the store)."""
+    def take_late_rewrites(self, stored: dict[TotalsKey, StoredTotals], cycle: int) -> list[TotalsRow]:
+        """Rows rewriting final windows that got late clicks, as absolute values.
+
+        ``stored`` has the store's row of each window in ``unknown_final()`` (older than the
+        horizon kept in memory). A row already written by this very ``cycle`` (a cycle run
+        again after a crash) holds this cycle's late clicks already: they are not added twice.
+        """
         out = []
         for key in sorted(self.late_rewrites):
+            n = self.late_rewrites[key]
             known = self.final_totals.get(key)
             if known is None:
-                clicks, late = stored.get(key, (0, 0))
-                known = self.final_totals[key] = [clicks, late]
-            known[1] += self.late_rewrites[key]
-            out.append((key[0], key[1], known[0], known[1]))
+                row = stored.get(key)
+                if row is None:
+                    known = [0, 0]
+                elif row.cycle >= cycle:
+                    known = [row.clicks, row.late_clicks - n]
+                else:
+                    known = [row.clicks, row.late_clicks]
+                self.final_totals[key] = known
+            known[1] += n
+            out.append(TotalsRow(key[0], key[1], known[0], known[1]))
         self.late_rewrites.clear()
         return out
 
     def unknown_final(self) -> Sequence[TotalsKey]:
         """Final windows with late clicks pending whose totals must be read from the store."""
         return [k for k in self.late_rewrites if k not in self.final_totals]
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, pa.Table]]:
+        """Everything a restart needs, as JSON-able metadata and Arrow tables."""
+        if self.late_rewrites:
+            raise RuntimeError("snapshot with late rewrites not yet written (flush first)")
+        counts = pd.concat(self._frames, ignore_index=True) if self._frames else empty_counts()
+        if len(self._frames) > 1:
+            counts = counts.groupby(COUNT_COLUMNS[:-1], sort=False, as_index=False)["clicks"].sum()
+        self._frames = [counts] if not counts.empty else []
+        sliding_rows = [(metric, start, key, n) for metric, sc in sorted(self._sliding.items())
+                        for start, bucket in sorted(sc.buckets.items()) for key, n in bucket.items()]
+        sliding = pa.table({name: pa.array(col, typ) for name, col, typ in zip(
+            ("metric", "window_start_ms", "key", "clicks"),
+            list(zip(*sliding_rows, strict=True)) if sliding_rows else ([], [], [], []),
+            (pa.string(), pa.int64(), pa.string(), pa.int64()), strict=True)})
+        trending = pa.table({"key": pa.array(list(self.trending.baseline), pa.string()),
+                             "baseline": pa.array(list(self.trending.baseline.values()), pa.float64())})
+        meta = {
+            "finalized_ms": self.finalized_ms,
+            "max_end_finalized_ms": self.max_end_finalized_ms,
+            "open_late": [[w, s, n] for (w, s), n in sorted(self._open_late.items())],
+            "final_totals": [[w, s, c, lt] for (w, s), (c, lt) in sorted(self.final_totals.items())],
+            "sliding_next_start_ms": {m: sc.next_start for m, sc in sorted(self._sliding.items())},
+            "trending_last_start_ms": self.trending.last_start,
+        }
+        tables = {"open_counts": pa.Table.from_pandas(counts, schema=COUNT_SCHEMA, preserve_index=False),
+                  "sliding_buckets": sliding, "trending_baseline": trending}
+        return meta, tables
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], tables: dict[str, pa.Table]) -> WindowState:
+        """The state ``snapshot()`` described."""
+        state = cls(int(meta["finalized_ms"]))
+        state.max_end_finalized_ms = int(meta["max_end_finalized_ms"])
+        counts = tables["open_counts"].to_pandas()
+        state._frames = [counts] if not counts.empty else []
+        state._open_late = Counter({(int(w), int(s)): int(n) for w, s, n in meta["open_late"]})
+        state.final_totals = {(int(w), int(s)): [int(c), int(lt)] for w, s, c, lt in meta["final_totals"]}
+        buckets = tables["sliding_buckets"].to_pandas()
+        for metric, next_start in meta["sliding_next_start_ms"].items():
+            sc = state._sliding[metric] = SlidingCounts()
+            mine = buckets[buckets["metric"] == metric]
+            for start, part in mine.groupby("window_start_ms", sort=True):
+                sc.buckets[int(start)] = dict(zip(part["key"], part["clicks"].astype(int), strict=True))
+            sc.next_start = None if next_start is None else int(next_start)
+            if sc.next_start is not None:  # the buckets already entered the window at next_start
+                for start, bucket in sc.buckets.items():
+                    if start < sc.next_start + sc.window_ms - sc.step_ms:
+                        for key, n in bucket.items():
+                            sc.running[key] = sc.running.get(key, 0) + n
+        trend = tables["trending_baseline"]
+        state.trending.baseline = dict(zip(trend["key"].to_pylist(), trend["baseline"].to_pylist(),
+                                           strict=True))
+        last = meta["trending_last_start_ms"]
+        state.trending.last_start = None if last is None else int(last)
+        return state

@@ -1,10 +1,13 @@
 """Archive sink: raw clicks to Parquet under the ``clickstream.archive`` layout.
 
 Runs on the Dask worker that decoded the batch (clicks never travel to the driver).
-``add`` takes one batch's clicks; ``flush`` writes one file per ``date=/hour=`` folder the
-batch touches, named ``p<partition>-<first offset>-<last offset>.parquet`` (what it holds,
-so a replay of the same range overwrites instead of duplicating), first under a
-``_tmp-`` name, then renamed into place (readers never see half a file).
+``add`` takes one batch's clicks as an Arrow table; ``flush`` writes one file per
+``date=/hour=`` folder the batch touches, named
+``p<partition>-<first offset>-<last offset>.parquet`` (what it holds, so a rerun of the
+same range overwrites instead of duplicating). Each file is written first under
+``<archive>/_tmp/<topic>-…`` and then renamed into place, so readers never see half a
+file; ``remove_stale_tmp`` clears what a killed writer left there (the pipeline calls it
+at start).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clickstream.archive import CLICK_SCHEMA, TMP_PREFIX, filesystem, join, partition_dir
+from clickstream.windows import DAY_MS, HOUR_MS, day_of
+
+TMP_DIR = "_tmp"
 
 
 def file_name(partition: int, first_offset: int, last_offset: int) -> str:
@@ -24,46 +30,56 @@ def file_name(partition: int, first_offset: int, last_offset: int) -> str:
 
 
 class ArchiveSink:
-    def __init__(self, archive_url: str) -> None:
+    def __init__(self, archive_url: str, topic: str) -> None:
         self.archive_url = archive_url
+        self.topic = topic
         self._fs, self._root = filesystem(archive_url)
-        self._pending: list[tuple[int, int, int, pd.DataFrame]] = []
+        self._pending: list[tuple[int, int, int, pa.Table]] = []
 
-    def add(self, partition: int, first_offset: int, last_offset: int, clicks: pd.DataFrame) -> None:
-        """``clicks``: columns click_id, ts_ms, prev, curr, link_type, referrer, late."""
-        if not clicks.empty:
+    def add(self, partition: int, first_offset: int, last_offset: int, clicks: pa.Table) -> None:
+        """``clicks``: the columns of ``clickstream.archive.CLICK_SCHEMA``, by name."""
+        if clicks.num_rows:
             self._pending.append((partition, first_offset, last_offset, clicks))
 
     def flush(self) -> list[str]:
         """Write and rename every pending file; returns their final paths. Blocks."""
         written = []
-        for partition, first, last, frame in self._pending:
-            ts = frame["ts_ms"].to_numpy(dtype=np.int64)
-            hour_ms = ts - ts % 3_600_000
-            for hour_start in np.unique(hour_ms):
-                part = frame[hour_ms == hour_start]
-                stamp = pd.Timestamp(int(hour_start), unit="ms", tz="UTC")
-                folder = partition_dir(self._root, stamp.strftime("%Y-%m-%d"), stamp.hour)
+        for partition, first, last, clicks in self._pending:
+            table = clicks.select(CLICK_SCHEMA.names).cast(CLICK_SCHEMA)
+            ts = table["ts_ms"].to_numpy()
+            hour_ms = ts - ts % HOUR_MS
+            hours = np.unique(hour_ms)
+            for hour_start in hours:
+                part = table if len(hours) == 1 else table.filter(pc.equal(pa.array(hour_ms),
+                                                                           int(hour_start)))
+                folder = partition_dir(self._root, day_of(int(hour_start)),
+                                       int(hour_start % DAY_MS // HOUR_MS))
                 written.append(self._write(folder, file_name(partition, first, last), part))
         self._pending.clear()
         return written
 
-    def _write(self, folder: str, name: str, part: pd.DataFrame) -> str:
-        table = pa.table({
-            "click_id": pa.array(part["click_id"].to_numpy(dtype=np.int64), pa.int64()),
-            "ts_ms": pa.array(part["ts_ms"].to_numpy(dtype=np.int64), pa.int64()),
-            "prev": pa.array(part["prev"].tolist(), pa.string()),
-            "curr": pa.array(part["curr"].tolist(), pa.string()),
-            "link_type": pa.array(part["link_type"].tolist(), pa.string()),
-            "referrer_class": pa.array(part["referrer"].tolist(), pa.string()),
-            "late": pa.array(part["late"].to_numpy(dtype=bool), pa.bool_()),
-        }, schema=CLICK_SCHEMA)
+    def _write(self, folder: str, name: str, part: pa.Table) -> str:
+        tmp_dir = join(self._root, TMP_DIR)
         self._fs.makedirs(folder, exist_ok=True)
+        self._fs.makedirs(tmp_dir, exist_ok=True)
         final = join(folder, name)
-        tmp = join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}")
+        tmp = join(tmp_dir, f"{TMP_PREFIX}{self.topic}-{uuid.uuid4().hex[:8]}-{name}")
         with self._fs.open(tmp, "wb") as out:
-            pq.write_table(table, out, compression="zstd")
+            pq.write_table(part, out, compression="zstd")
         if self._fs.exists(final):
             self._fs.rm(final)
         self._fs.mv(tmp, final)
         return final
+
+
+def remove_stale_tmp(archive_url: str, topic: str) -> int:
+    """Delete the temporary files a killed writer of ``topic`` left; returns how many."""
+    fs, root = filesystem(archive_url)
+    tmp_dir = join(root, TMP_DIR)
+    if not fs.exists(tmp_dir):
+        return 0
+    stale = [p for p in fs.ls(tmp_dir, detail=False)
+             if p.rsplit("/", 1)[-1].startswith(f"{TMP_PREFIX}{topic}-")]
+    for path in stale:
+        fs.rm(path)
+    return len(stale)

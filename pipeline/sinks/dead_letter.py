@@ -5,18 +5,23 @@
 - ``FileDeadLetterSink`` (embedded stack): JSON lines (value base64-encoded) in a file
   under ``work_dir``.
 
-``flush`` blocks until every added record is acknowledged (Kafka) or on disk. A replay of
-the same offsets after a crash sends them again (the source offset headers identify them).
+``flush`` blocks until every added record is acknowledged (Kafka) or on disk.
+
+Exactly once: ``position()`` says where the output stands (the file's size, the topic's
+end offsets) and goes into every checkpoint. After a crash, ``resume(position)`` makes the
+cycles run again from that checkpoint write nothing twice: the file is cut back to its
+size at the checkpoint; on Kafka the records written since are read back and ``add``
+skips any whose source partition and offset are among them.
 """
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.sources.base import RawRecord
 
@@ -26,17 +31,26 @@ class DeadLetterSink(Protocol):
 
     def flush(self) -> int: ...
 
+    def position(self) -> dict[str, Any]: ...
+
+    def resume(self, position: dict[str, Any], source_topic: str) -> None: ...
+
     def close(self) -> None: ...
 
 
 class KafkaDeadLetterSink:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, client_options: dict[str, Any] | None = None) -> None:
         self.topic = topic
+        self._bootstrap = bootstrap
+        self._options = dict(client_options or {})
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                                       client_id="clickstream-pipeline-dead-letter")
+                                       client_id="clickstream-pipeline-dead-letter", **self._options)
         self._futures: list = []
+        self._already: set[tuple[str, int, int]] = set()
 
     def add(self, topic: str, partition: int, record: RawRecord, reason: str) -> None:
+        if (topic, partition, record.offset) in self._already:
+            return
         headers = [("reason", reason.encode("utf-8")), ("source_topic", topic.encode("utf-8")),
                    ("source_partition", str(partition).encode()),
                    ("source_offset", str(record.offset).encode())]
@@ -50,6 +64,44 @@ class KafkaDeadLetterSink:
             future.get(timeout=60)
         self._futures.clear()
         return n
+
+    def position(self) -> dict[str, Any]:
+        consumer = self._reader()
+        try:
+            tps = self._partitions(consumer)
+            return {"end_offsets": {str(tp.partition): int(o) for tp, o in consumer.end_offsets(tps).items()}}
+        finally:
+            consumer.close()
+
+    def resume(self, position: dict[str, Any], source_topic: str) -> None:
+        """Remember which dead letters of ``source_topic`` were written after ``position``."""
+        consumer = self._reader()
+        try:
+            tps = self._partitions(consumer)
+            ends = consumer.end_offsets(tps)
+            starts = position.get("end_offsets", {})
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, int(starts.get(str(tp.partition), 0)))
+            remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+            while remaining:
+                for tp, records in consumer.poll(timeout_ms=1000).items():
+                    for rec in records:
+                        h = {k: v.decode("utf-8") for k, v in rec.headers}
+                        if h.get("source_topic") == source_topic:
+                            self._already.add((source_topic, int(h["source_partition"]),
+                                               int(h["source_offset"])))
+                remaining = {tp for tp in remaining if consumer.position(tp) < ends[tp]}
+        finally:
+            consumer.close()
+
+    def _reader(self) -> KafkaConsumer:
+        return KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                             client_id="clickstream-pipeline-dead-letter-check", **self._options)
+
+    def _partitions(self, consumer: KafkaConsumer) -> list[TopicPartition]:
+        parts = consumer.partitions_for_topic(self.topic) or set()
+        return [TopicPartition(self.topic, p) for p in sorted(parts)]
 
     def close(self) -> None:
         self._producer.close()
@@ -77,6 +129,15 @@ class FileDeadLetterSink:
         n = len(self._lines)
         self._lines.clear()
         return n
+
+    def position(self) -> dict[str, Any]:
+        return {"size": self.path.stat().st_size if self.path.exists() else 0}
+
+    def resume(self, position: dict[str, Any], source_topic: str) -> None:
+        """Cut the file back to its size at the checkpoint (what came after is written again)."""
+        if self.path.exists():
+            with self.path.open("r+b") as out:
+                out.truncate(int(position.get("size", 0)))
 
     def close(self) -> None:
         return None

@@ -31,15 +31,15 @@ class CycleMetrics:
 
 
 class MetricsSink:
-    def __init__(self, store_sink: StoreSink, pipeline_name: str) -> None:
+    def __init__(self, store_sink: StoreSink, pipeline_id: str) -> None:
         self._store = store_sink
-        self.pipeline_name = pipeline_name
+        self.pipeline_id = pipeline_id
         self.history: list[CycleMetrics] = []
 
     def add(self, m: CycleMetrics) -> None:
         self.history.append(m)
         self._store.add_rows("pipeline_metrics", [(
-            self.pipeline_name, day_of(m.ts_ms), m.ts_ms, m.clicks_in, m.clicks_per_s, m.lag_ms,
+            self.pipeline_id, day_of(m.ts_ms), m.ts_ms, m.clicks_in, m.clicks_per_s, m.lag_ms,
             m.latency_ms, m.late_clicks, m.dead_letters, m.watermark_ms)])
         log.info("cycle: %d clicks (%.0f/s), lag %d ms, latency %d ms, late %d, dead letters %d, "
                  "watermark %d", m.clicks_in, m.clicks_per_s, m.lag_ms, m.latency_ms, m.late_clicks,

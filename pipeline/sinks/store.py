@@ -1,59 +1,69 @@
 """Store sink: final windows to the store tables (``clickstream.store``), idempotent.
 
 ``add`` buffers rows; ``flush`` upserts them and blocks until the store acknowledged every
-row. Every value is absolute (a window's clicks, its late clicks, its top-N), so replaying
-the same windows rewrites the same rows. ``window_totals.written_ms`` is the wall time of
-the write (the only column that differs between two runs over the same input).
+row. Every value is absolute (a window's clicks, its late clicks, its top-N) and keyed by
+the pipeline's id, so running the same cycle again rewrites the same rows and two
+pipelines never touch each other's. ``window_totals.written_ms`` is the wall time of the
+write and ``cycle`` the cycle that wrote it (see ``WindowState.take_late_rewrites``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from clickstream.store import Store
 from clickstream.windows import day_of
-from pipeline.operators.windows import WindowRows
+from pipeline.operators.windows import StoredTotals, TotalsKey, TotalsRow, WindowRows
 
 
 class StoreSink:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pipeline_id: str) -> None:
         self.store = store
+        self.pipeline_id = pipeline_id
         self._rows: dict[str, list[tuple[Any, ...]]] = {}
 
     def _put(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             self._rows.setdefault(table, []).extend(rows)
 
-    def add(self, rows: WindowRows, late_rewrites: list[tuple[int, int, int, int]] = ()) -> None:  # type: ignore[assignment]
+    def add(self, rows: WindowRows, late_rewrites: Sequence[TotalsRow], cycle: int) -> None:
         now_ms = int(time.time() * 1000)
-        self._put("window_totals", [(w, day_of(s), s, c, late, now_ms)
-                                    for w, s, c, late in [*rows.totals, *late_rewrites]])
-        self._put("window_topn", list(rows.topn))
-        self._put("window_counts", list(rows.counts))
-        self._put("key_series", [(m, w, k, s, c) for m, w, s, k, c in rows.counts])
-        self._put("trending", list(rows.trending))
+        p = self.pipeline_id
+        self._put("window_totals", [(p, t.window_ms, day_of(t.window_start_ms), t.window_start_ms,
+                                     t.clicks, t.late_clicks, now_ms, cycle)
+                                    for t in [*rows.totals, *late_rewrites]])
+        self._put("window_topn", [(p, *r) for r in rows.topn])
+        self._put("window_counts", [(p, *r) for r in rows.counts])
+        self._put("key_series", [(p, r.metric, r.window_ms, r.key, r.window_start_ms, r.clicks)
+                                 for r in rows.counts])
+        self._put("trending", [(p, *r) for r in rows.trending])
 
     def add_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of another table, in its column order (metrics, pipeline state)."""
         self._put(table, rows)
 
-    def pending(self) -> int:
-        return sum(len(r) for r in self._rows.values())
-
     def flush(self) -> int:
-        """Upsert everything added; returns rows written. Blocks until durable."""
+        """Upsert everything added; returns rows written. Blocks until durable.
+
+        A table whose write failed keeps its rows (and the ones after it), so a retry
+        after an outage writes them again (upserts: no harm done to the ones that landed).
+        """
         n = 0
-        for table, rows in self._rows.items():
-            n += self.store.upsert(table, rows)
-        self._rows.clear()
+        for table in list(self._rows):
+            n += self.store.upsert(table, self._rows[table])
+            del self._rows[table]
         return n
 
-    def stored_totals(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
-        """(clicks, late_clicks) of already written windows, for late-click rewrites."""
+    def stored_totals(self, keys: Sequence[TotalsKey]) -> dict[TotalsKey, StoredTotals]:
+        """The stored ``window_totals`` of windows, for late-click rewrites."""
         out = {}
         for window_ms, start in keys:
-            found = self.store.select("window_totals", {"window_ms": window_ms, "day": day_of(start)},
-                                      start=start, end=start + 1)
+            found = self.store.select("window_totals", {"pipeline": self.pipeline_id, "window_ms": window_ms,
+                                                        "day": day_of(start)}, start=start, end=start + 1)
             if found:
-                out[(window_ms, start)] = (int(found[0]["clicks"]), int(found[0]["late_clicks"]))
+                row = found[0]
+                out[(window_ms, start)] = StoredTotals(int(row["clicks"]), int(row["late_clicks"]),
+                                                       int(row["cycle"] or 0))
         return out

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from pipeline.sources.base import BatchSource, Fetcher, RawRecord
+from pipeline.sources.base import BatchSource, Fetcher, RawRecord, RecordBatch
 
-__all__ = ["BatchSource", "Fetcher", "RawRecord"]
+__all__ = ["BatchSource", "Fetcher", "RawRecord", "RecordBatch"]

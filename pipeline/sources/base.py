@@ -1,8 +1,9 @@
 """The narrow seam between the pipeline and a log of records.
 
 A source has fixed partitions and reads an offset range of one partition as a batch of
-raw records. Everything else (decoding, windows, sinks) sees only ``RawRecord`` lists,
-so another client (say confluent-kafka) is one more module here.
+raw records. Everything else (decoding, windows, sinks) sees only ``RecordBatch`` columns
+(and ``RawRecord`` for a dead letter), so another client (say confluent-kafka) is one more
+module here.
 
 - ``fetch(partition, start, end)`` blocks until it returns records ``[start, end)``.
 - ``fetcher()`` is a picklable callable with the same signature that Dask workers call
@@ -56,7 +57,7 @@ class RecordBatch:
         return RawRecord(int(self.offsets[i]), self.keys[i], self.values[i], int(self.timestamps_ms[i]))
 
 
-Fetcher = Callable[[int, int, int], list[RawRecord]]
+Fetcher = Callable[[int, int, int], RecordBatch]
 
 
 class BatchSource(Protocol):
@@ -69,7 +70,7 @@ class BatchSource(Protocol):
 
     def commit(self, offsets: dict[int, int]) -> None: ...
 
-    def fetch(self, partition: int, start_offset: int, end_offset: int) -> list[RawRecord]: ...
+    def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch: ...
 
     def fetcher(self) -> Fetcher | None: ...
 

@@ -12,10 +12,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.sources.base import RawRecord
+from pipeline.sources.base import RecordBatch
 
 MAX_PARTITION_FETCH_BYTES = 32 * 1024 * 1024
 FETCH_MAX_BYTES = 64 * 1024 * 1024
@@ -43,9 +44,9 @@ class KafkaFetcher:
 
     bootstrap: str
     topic: str
-    timeout_s: float = 60.0
+    timeout_s: float = 15.0
 
-    def __call__(self, partition: int, start_offset: int, end_offset: int) -> list[RawRecord]:
+    def __call__(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         with _CACHE_LOCK:
             consumer = _CACHE.get(self.bootstrap)
             if consumer is None:
@@ -55,14 +56,18 @@ class KafkaFetcher:
 
 
 def fetch_range(consumer: KafkaConsumer, topic: str, partition: int, start_offset: int,
-                end_offset: int, timeout_s: float) -> list[RawRecord]:
+                end_offset: int, timeout_s: float) -> RecordBatch:
+    """Records ``[start_offset, end_offset)`` as columns; raises ``SourceError`` after ``timeout_s``."""
     tp = TopicPartition(topic, partition)
     if consumer.assignment() != {tp}:
         consumer.assign([tp])
         consumer.seek(tp, start_offset)
     elif consumer.position(tp) != start_offset:
         consumer.seek(tp, start_offset)
-    out: list[RawRecord] = []
+    offsets: list[int] = []
+    stamps: list[int] = []
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
     deadline = time.monotonic() + timeout_s
     while consumer.position(tp) < end_offset:
         if time.monotonic() > deadline:
@@ -71,10 +76,14 @@ def fetch_range(consumer: KafkaConsumer, topic: str, partition: int, start_offse
         polled = consumer.poll(timeout_ms=500, max_records=end_offset - start_offset)
         for rec in polled.get(tp, ()):
             if rec.offset < end_offset:
-                out.append(RawRecord(rec.offset, rec.key, rec.value, rec.timestamp))
+                offsets.append(rec.offset)
+                stamps.append(rec.timestamp)
+                keys.append(rec.key)
+                values.append(rec.value)
     if consumer.position(tp) > end_offset:
         consumer.seek(tp, end_offset)
-    return out
+    return RecordBatch(partition, start_offset, end_offset, np.asarray(offsets, dtype=np.int64),
+                       np.asarray(stamps, dtype=np.int64), keys, values)
 
 
 class KafkaSource:
@@ -112,7 +121,7 @@ class KafkaSource:
         self._consumer.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
                                for p, o in offsets.items()})
 
-    def fetch(self, partition: int, start_offset: int, end_offset: int) -> list[RawRecord]:
+    def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         return self.fetcher()(partition, start_offset, end_offset)
 
     def fetcher(self) -> KafkaFetcher:

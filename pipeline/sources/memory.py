@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from clickstream.memory_topic import MemoryTopic
-from pipeline.sources.base import Fetcher, RawRecord
+from pipeline.sources.base import Fetcher, RecordBatch
 
 
 class MemorySource:
@@ -30,10 +32,13 @@ class MemorySource:
     def commit(self, offsets: dict[int, int]) -> None:
         self._topic.commit(self._group, offsets)
 
-    def fetch(self, partition: int, start_offset: int, end_offset: int) -> list[RawRecord]:
+    def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         now_ms = int(time.time() * 1000)
         rows = self._topic.read(partition, start_offset, end_offset - start_offset)
-        return [RawRecord(start_offset + i, k, v, now_ms) for i, (k, v) in enumerate(rows)]
+        n = len(rows)
+        return RecordBatch(partition, start_offset, start_offset + n,
+                           np.arange(start_offset, start_offset + n, dtype=np.int64),
+                           np.full(n, now_ms, dtype=np.int64), [k for k, _ in rows], [v for _, v in rows])
 
     def fetcher(self) -> Fetcher | None:
         return None

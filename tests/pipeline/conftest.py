@@ -90,32 +90,40 @@ def assert_tables_equal(got: dict[str, set], want: dict[str, set], tables: Seque
             f"{len(missing)} missing rows, e.g. {sorted(missing)[:5]}")
 
 
-def dump_cassandra(settings: Settings, tables: Sequence[str] = COMPARED) -> dict[str, set[tuple[Any, ...]]]:
-    from clickstream.store.cassandra import connect
+NOT_COMPARED = ("pipeline", "written_ms", "cycle")  # who wrote a row, when, in which cycle
+
+
+def _dump(rows_of: Any, tables: Sequence[str], pipeline: str | None) -> dict[str, set[tuple[Any, ...]]]:
     from clickstream.store.tables import TABLES
+
+    out = {}
+    for name in tables:
+        names = TABLES[name].column_names
+        keep = [i for i, c in enumerate(names) if c not in NOT_COMPARED]
+        out[name] = {tuple(r[i] for i in keep) for r in rows_of(name, names)
+                     if pipeline is None or r[0] == pipeline}
+    return out
+
+
+def dump_cassandra(settings: Settings, tables: Sequence[str] = COMPARED, pipeline: str | None = None
+                   ) -> dict[str, set[tuple[Any, ...]]]:
+    """Every row of ``tables`` (of one pipeline, when given) without NOT_COMPARED columns."""
+    from clickstream.store.cassandra import connect
 
     cluster, session = connect(settings, settings.cassandra_keyspace)
     try:
-        out = {}
-        for name in tables:
-            cols = [c for c in TABLES[name].column_names if c != "written_ms"]
-            stmt = session.prepare(f"SELECT {', '.join(cols)} FROM {name}")
-            out[name] = {tuple(r) for r in session.execute(stmt, timeout=120)}
-        return out
+        return _dump(lambda name, cols: session.execute(
+            session.prepare(f"SELECT {', '.join(cols)} FROM {name}"), timeout=120), tables, pipeline)
     finally:
         cluster.shutdown()
 
 
-def dump_sqlite(path: Path, tables: Sequence[str] = COMPARED) -> dict[str, set[tuple[Any, ...]]]:
-    from clickstream.store.tables import TABLES
-
+def dump_sqlite(path: Path, tables: Sequence[str] = COMPARED, pipeline: str | None = None
+                ) -> dict[str, set[tuple[Any, ...]]]:
     conn = sqlite3.connect(str(path))
     try:
-        out = {}
-        for name in tables:
-            cols = [c for c in TABLES[name].column_names if c != "written_ms"]
-            out[name] = {tuple(r) for r in conn.execute(f"SELECT {', '.join(cols)} FROM {name}")}
-        return out
+        return _dump(lambda name, cols: list(conn.execute(f"SELECT {', '.join(cols)} FROM {name}")),
+                     tables, pipeline)
     finally:
         conn.close()
 

@@ -28,7 +28,8 @@ def test_custom_aggregate_example_runs_and_counts_exactly(tmp_path: Path) -> Non
     store = EmbeddedStore(work / "store.sqlite")
     got: Counter[tuple[int, str]] = Counter()
     for start in {s for s, _ in want}:
-        for row in store.select("window_counts", {"metric": "first_letter", "window_ms": 60_000,
+        for row in store.select("window_counts", {"pipeline": "clickstream-pipeline/clicks",
+                                                  "metric": "first_letter", "window_ms": 60_000,
                                                   "window_start_ms": start}):
             got[(start, row["key"])] = row["clicks"]
     store.close()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from clickstream.events import Click, encode_batch, encode_click
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES
-from pipeline.operators.decode import decode_batch
-from pipeline.operators.windows import SlidingCounts, Trending, WindowState, top_n
-from pipeline.sources.base import RawRecord
+from pipeline.operators.decode import decode_values
+from pipeline.operators.windows import SlidingCounts, StoredTotals, TotalsRow, Trending, WindowState, top_n
+from pipeline.sources.base import RecordBatch
 from pipeline.worker import BatchTask, process_batch
 from tests.pipeline.conftest import read_archive, recount
 
 T0 = 1_422_748_800_000  # 2015-02-01T00:00:00Z
 
 
-def _rec(offset: int, value: bytes | None) -> RawRecord:
-    return RawRecord(offset, b"k", value, 0)
+def _batch(start: int, values: list[bytes | None]) -> RecordBatch:
+    n = len(values)
+    return RecordBatch(0, start, start + n, np.arange(start, start + n, dtype=np.int64),
+                       np.zeros(n, dtype=np.int64), [b"k"] * n, values)
 
 
 def _clicks() -> list[Click]:
@@ -26,17 +30,17 @@ def _clicks() -> list[Click]:
     return out
 
 
-def test_decode_batch_sends_bad_records_aside_with_reasons() -> None:
+def test_decode_values_sends_bad_records_aside_with_reasons() -> None:
     good = Click(1, T0, "a", "b", "link")
     batch = encode_batch([Click(2, T0, "a", "c", "link"), Click(3, T0 + 5, "d", "c", "other")])
-    records = [_rec(0, encode_click(good)), _rec(1, b"{nope"), _rec(2, batch), _rec(3, None),
-               _rec(4, b'{"id": 1, "ts": 5, "prev": "a", "curr": "b", "type": "link"}')]
-    clicks, dead = decode_batch(records)
-    assert [c.click_id for c in clicks] == [1, 2, 3]
-    assert [r.offset for r, _ in dead] == [1, 3, 4]
-    assert dead[0][1].startswith("not JSON")
-    assert "null" in dead[1][1]
-    assert dead[2][1].startswith("ts:")
+    values = [encode_click(good), b"{nope", batch, None,
+              b'{"id": 1, "ts": 5, "prev": "a", "curr": "b", "type": "link"}']
+    decoded = decode_values(values)
+    assert decoded.clicks["click_id"].to_pylist() == [1, 2, 3]
+    assert [i for i, _ in decoded.dead] == [1, 3, 4]
+    assert decoded.dead[0][1].startswith("not JSON")
+    assert "null" in decoded.dead[1][1]
+    assert decoded.dead[2][1].startswith("ts:")
 
 
 def test_top_n_ties_by_key_ascending() -> None:
@@ -64,8 +68,8 @@ def test_trending_lift_over_ewma_baseline() -> None:
 
 
 def _process(clicks: list[Click], tmp_path, finalized_ms: int = 0, start: int = 0):
-    records = tuple(RawRecord(start + i, c.curr.encode(), encode_click(c), 0) for i, c in enumerate(clicks))
-    task = BatchTask("t", 0, start, start + len(records), finalized_ms, (tmp_path / "arch").as_uri(),
+    records = _batch(start, [encode_click(c) for c in clicks])
+    task = BatchTask("t", 0, start, start + len(clicks), finalized_ms, (tmp_path / "arch").as_uri(),
                      BUILTIN_AGGREGATES, None, records)
     part = process_batch(task)
     assert part.error is None
@@ -107,11 +111,40 @@ def test_late_clicks_are_counted_late_and_final_windows_keep_their_clicks(tmp_pa
     assert part.late_clicks == 1
     state.add_counts(part.counts)
     state.add_late(part.late)
-    rewrites = state.take_late_rewrites({})
-    assert rewrites == [(1_000, T0, 10, 1)]
+    rewrites = state.take_late_rewrites({}, cycle=2)
+    assert rewrites == [TotalsRow(1_000, T0, 10, 1)]
     rest = state.finalize_all()
     totals = {(w, s): (c, lt) for w, s, c, lt in [*first.totals, *rest.totals]}
     assert totals[(10_000, T0)] == (51, 1)  # 50 on time earlier + click 101; click 100 late
     assert totals[(60_000, T0)] == (51, 1)
     archived = read_archive((tmp_path / "arch").as_uri()).set_index("click_id")
     assert bool(archived.loc[100, "late"]) and not bool(archived.loc[101, "late"])
+
+
+def test_a_late_rewrite_read_back_from_the_store_is_added_once_per_cycle() -> None:
+    state = WindowState(finalized_ms=T0 + 60_000)
+    state.add_late([(1_000, T0, 2)])
+    # written by cycle 6 before: 5 on time, 1 late; cycle 7 adds its 2
+    assert state.take_late_rewrites({(1_000, T0): StoredTotals(5, 1, 6)}, cycle=7) == [TotalsRow(1_000, T0, 5, 3)]
+    state = WindowState(finalized_ms=T0 + 60_000)
+    state.add_late([(1_000, T0, 2)])
+    # cycle 7 ran before a crash and wrote 5 + 3 already: running it again writes the same
+    assert state.take_late_rewrites({(1_000, T0): StoredTotals(5, 3, 7)}, cycle=7) == [TotalsRow(1_000, T0, 5, 3)]
+
+
+def test_a_restored_state_finalizes_exactly_like_the_one_it_was_saved_from(tmp_path) -> None:
+    clicks = _clicks()
+    kept, saved = WindowState(), WindowState()
+    for state in (kept, saved):
+        state.add_counts(_process(clicks[:200], tmp_path).counts)
+        state.finalize(T0 + 350_000)
+    restored = WindowState.restore(*saved.snapshot())
+    rows = []
+    for state in (kept, restored):
+        part = _process(clicks[200:], tmp_path, finalized_ms=state.finalized_ms, start=200)
+        state.add_counts(part.counts)
+        state.add_late(part.late)
+        rows.append(state.finalize_all())
+    assert rows[0] == rows[1]
+    assert rows[0].trending and rows[0].topn and part.late_clicks
+    assert kept.trending.baseline == restored.trending.baseline

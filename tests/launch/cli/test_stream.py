@@ -34,7 +34,8 @@ def test_stream_cli_consumes_until_idle_and_commits(services_running: Settings, 
     assert "stream: 5000 clicks (0 late, 0 dead letters)" in capsys.readouterr().out
     store = EmbeddedStore(tmp_path / "s.sqlite")
     want = Counter(c.ts_ms - c.ts_ms % 60_000 for c in clicks)
-    got = {s: store.select("window_totals", {"window_ms": 60_000, "day": "2015-02-01"}, start=s,
+    got = {s: store.select("window_totals", {"pipeline": f"{unique_name}/{unique_name}",
+                                              "window_ms": 60_000, "day": "2015-02-01"}, start=s,
                            end=s + 1)[0]["clicks"] for s in want}
     store.close()
     assert got == dict(want)
