@@ -100,7 +100,8 @@ def decode_record(value: bytes | None) -> list[Click]:
         raise EventError(f"not JSON: {exc}") from None
     if isinstance(obj, dict) and "clicks" in obj:
         if len(obj) != 1:
-            raise EventError(f"unexpected field(s) beside clicks: {', '.join(sorted(k for k in obj if k != 'clicks'))}")
+            extra = ", ".join(sorted(k for k in obj if k != "clicks"))
+            raise EventError(f"unexpected field(s) beside clicks: {extra}")
         rows = obj["clicks"]
         if not isinstance(rows, list) or not rows:
             raise EventError("clicks: expected a non-empty list")

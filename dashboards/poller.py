@@ -86,7 +86,7 @@ class StorePoller:
     def __init__(self, settings: Settings, store_factory: StoreFactory = default_store_factory,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.settings = settings
-        self.pipeline = settings.dashboard_pipeline or settings.consumer_group
+        self.pipeline = settings.dashboard_pipeline or settings.pipeline_id
         self._factory = store_factory
         self._clock_ms = clock_ms
         self._store: Store | None = None
@@ -202,11 +202,12 @@ class StorePoller:
 
     def _read_clicks(self, watermark_ms: int) -> list[dict[str, Any]]:
         day = windows.day_of(watermark_ms)
-        rows = self._select("window_totals", {"window_ms": CLICKS_WINDOW_MS, "day": day},
+        rows = self._select("window_totals", {"pipeline": self.pipeline, "window_ms": CLICKS_WINDOW_MS,
+                                             "day": day},
                             limit=CLICKS_SPAN_WINDOWS)
         span_start = watermark_ms - CLICKS_SPAN_WINDOWS * CLICKS_WINDOW_MS
         if len(rows) < CLICKS_SPAN_WINDOWS and windows.day_of(span_start) != day:
-            rows += self._select("window_totals", {"window_ms": CLICKS_WINDOW_MS,
+            rows += self._select("window_totals", {"pipeline": self.pipeline, "window_ms": CLICKS_WINDOW_MS,
                                                    "day": windows.day_of(span_start)},
                                  limit=CLICKS_SPAN_WINDOWS - len(rows))
         return rows
@@ -214,7 +215,8 @@ class StorePoller:
     def _read_trending(self, newest_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
         start = windows.window_start_ms(newest_ms, windows.TRENDING_WINDOW_MS)
         for s in (start, start - windows.TRENDING_WINDOW_MS):
-            rows = self._select("trending", {"window_ms": windows.TRENDING_WINDOW_MS,
+            rows = self._select("trending", {"pipeline": self.pipeline,
+                                             "window_ms": windows.TRENDING_WINDOW_MS,
                                              "window_start_ms": s})
             if rows:
                 return s, rows
@@ -230,7 +232,7 @@ class StorePoller:
         for i, s in enumerate(starts):
             if i >= 2 and s in self._mix_cache:
                 continue
-            rows = self._select("window_topn", {"metric": windows.METRIC_REFERRER,
+            rows = self._select("window_topn", {"pipeline": self.pipeline, "metric": windows.METRIC_REFERRER,
                                                 "window_ms": MIX_WINDOW_MS, "window_start_ms": s})
             if rows:
                 self._mix_cache[s] = {str(r["key"]): int(r["clicks"]) for r in rows}

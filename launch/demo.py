@@ -167,9 +167,8 @@ def run_settings(settings: Settings, run_dir: Path, run_id: str) -> Settings:
         changes["consumer_group"] = f"{settings.consumer_group}-demo-{run_id}"
         if not settings.archive_url:
             changes["archive_url"] = f"{settings.archive}/demo/{run_id}"
-    if not settings.dashboard_pipeline:
-        changes["dashboard_pipeline"] = changes.get("consumer_group", settings.consumer_group)
-    return settings.replace(**changes)
+    run = settings.replace(**changes)
+    return run if settings.dashboard_pipeline else run.replace(dashboard_pipeline=run.pipeline_id)
 
 
 # -- the clicks ------------------------------------------------------------------------
@@ -249,7 +248,7 @@ class PageRankKey(NamedTuple):
     run_date: str
 
 
-def count_windows(store: Store, start_ms: int, end_ms: int) -> WindowCounts:
+def count_windows(store: Store, pipeline: str, start_ms: int, end_ms: int) -> WindowCounts:
     """Windows of every size, on-time and late clicks at 60 s, in ``[start_ms, end_ms)``.
 
     Only windows starting in the range count (an earlier run in a shared keyspace may have
@@ -258,7 +257,7 @@ def count_windows(store: Store, start_ms: int, end_ms: int) -> WindowCounts:
     for window_ms in (*TUMBLING_WINDOWS_MS, SLIDING_WINDOW_MS):
         lo = start_ms - (SLIDING_WINDOW_MS if window_ms == SLIDING_WINDOW_MS else 0)
         for day in _days(lo, end_ms):
-            rows = store.select("window_totals", {"window_ms": window_ms, "day": day},
+            rows = store.select("window_totals", {"pipeline": pipeline, "window_ms": window_ms, "day": day},
                                 start=lo, end=end_ms)
             windows += len(rows)
             if window_ms == COUNT_WINDOW_MS:
@@ -523,7 +522,7 @@ class Demo:
         lag_ms = history[-1].lag_ms if history else 0
         watermark = history[-1].watermark_ms if history else 0
         try:
-            windows = count_windows(store, replay.start_ms,
+            windows = count_windows(store, self.settings.pipeline_id, replay.start_ms,
                                     max(clicks.max_ts_ms + 1, replay.start_ms)).windows
         except Exception as exc:  # the status line must not stop the demo
             log.warning("demo: reading window_totals failed: %s", exc)
@@ -598,7 +597,7 @@ class Demo:
                    summary: DemoSummary) -> None:
         """The final counts, read back from the store (this run's event-time range only)."""
         end_ms = max(clicks.max_ts_ms + 1, replay.start_ms + 1)
-        counts = count_windows(store, replay.start_ms, end_ms)
+        counts = count_windows(store, self.settings.pipeline_id, replay.start_ms, end_ms)
         summary.windows_written, summary.clicks_on_time, summary.clicks_late = counts
         summary.clicks_counted = counts.on_time + counts.late
         stored = count_batch_rows(store, runs)

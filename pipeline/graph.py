@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from dask.distributed import Client, LocalCluster
@@ -302,9 +303,11 @@ class Pipeline:
                             {int(p): int(o) for p, o in meta["next_offsets"].items()},
                             {int(p): int(t) for p, t in meta["max_ts_ms"].items()},
                             int(meta["watermark_ms"]),
-                            deque(self._retry("checkpoints", lambda: self.checkpoints.plans_after(snap.cycle))))
+                            deque(self._retry("checkpoints",
+                                              lambda: self.checkpoints.plans_after(snap.cycle))))
             run.checkpointed_cycle = snap.cycle
-            self._retry("dead letters", lambda: self.dead_letter.resume(meta["dead_letter"], self.source.topic))
+            self._retry("dead letters",
+                        lambda: self.dead_letter.resume(meta["dead_letter"], self.source.topic))
             log.info("pipeline %s: restored cycle %d (offsets %s, windows final up to %d); "
                      "%d logged cycle(s) to run again", self.pipeline_id, snap.cycle,
                      run.next_offsets, run.state.finalized_ms, len(run.replay))
@@ -331,7 +334,8 @@ class Pipeline:
         if remaining is not None:
             batch = max(1, min(batch, math.ceil(remaining / len(with_data))))
         plan = CyclePlan(run.cycle + 1,
-                         {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch)) for p in with_data},
+                         {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch))
+                          for p in with_data},
                          dict(ends), run.state.finalized_ms)
         self._retry("checkpoints", lambda: self.checkpoints.log_plan(plan))
         return plan
@@ -359,10 +363,13 @@ class Pipeline:
         for task in tasks:
             self.stream.emit(task)
 
-    def _arrived(self, partial: Partial) -> None:
+    def _arrived(self, result: Partial) -> None:
         with self._arrivals:
-            self._partials[(partial.partition, partial.start_offset)] = partial
+            self._partials[(result.partition, result.start_offset)] = result
             self._arrivals.notify_all()
+
+    def _all_arrived(self, keys: list[tuple[int, int]]) -> bool:
+        return all(k in self._partials for k in keys)
 
     def _gather(self, tasks: list[BatchTask], timeout_s: float) -> list[Partial]:
         """Every task's partial; a task failed by an outage (or lost with a worker) runs again."""
@@ -372,7 +379,7 @@ class Pipeline:
         done: dict[tuple[int, int], Partial] = {}
         while todo:
             with self._arrivals:
-                self._arrivals.wait_for(lambda: all(k in self._partials for k in todo), timeout=timeout_s)
+                self._arrivals.wait_for(partial(self._all_arrived, list(todo)), timeout=timeout_s)
                 arrived = {k: self._partials.pop(k) for k in list(todo) if k in self._partials}
             failed: list[tuple[BatchTask, str]] = []
             for key, task in todo.items():
@@ -448,7 +455,8 @@ class Pipeline:
             self._retry("dead letters", self.dead_letter.flush)
             for cycle, rows, metrics in run.pending:
                 unknown = list(state.unknown_final())
-                stored = self._retry("store", lambda u=unknown: self.store_sink.stored_totals(u)) if unknown else {}
+                stored = (self._retry("store", lambda u=unknown: self.store_sink.stored_totals(u))
+                          if unknown else {})
                 self.store_sink.add(rows, state.take_late_rewrites(stored, cycle), cycle)
                 if metrics is not None:
                     self.metrics.add(metrics)

@@ -154,17 +154,17 @@ def run_reconcile(spark: SparkSession, settings: Settings, archive_url: str, hou
     now_ms = int(time.time() * 1000)
     store = open_store(settings)
     try:
-        streamed_starts = _reconcile_totals(store, totals, hours, report, now_ms)
-        _reconcile_counts(store, counts, streamed_starts, report)
+        streamed_starts = _reconcile_totals(store, settings.pipeline_id, totals, hours, report, now_ms)
+        _reconcile_counts(store, settings.pipeline_id, counts, streamed_starts, report)
         store.upsert("reconcile_diffs", [{"run_id": run_id, **d} for d in report.diffs])
     finally:
         store.close()
     return report
 
 
-def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, report: ReconcileReport,
-                      now_ms: int) -> dict[int, set[int]]:
-    """Compare/overwrite window_totals; returns the streamed window starts per size."""
+def _reconcile_totals(store: Store, pipeline: str, totals: pd.DataFrame, hours: HourRange,
+                      report: ReconcileReport, now_ms: int) -> dict[int, set[int]]:
+    """Compare/overwrite ``pipeline``'s window_totals; returns the streamed window starts per size."""
     recounted: dict[WindowKey, WindowTotal] = {
         WindowKey(int(r.window_ms), int(r.window_start_ms)): WindowTotal(int(r.clicks), int(r.late_clicks))
         for r in totals.itertuples()}
@@ -174,13 +174,16 @@ def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, repo
     def read(partition: tuple[int, str]) -> list[dict[str, Any]]:
         window_ms, day = partition
         start, end = _day_bounds(hours, day)
-        return store.select("window_totals", {"window_ms": window_ms, "day": day}, start=start, end=end)
+        return store.select("window_totals", {"pipeline": pipeline, "window_ms": window_ms, "day": day},
+                            start=start, end=end)
 
     streamed: dict[WindowKey, WindowTotal] = {}
+    cycles: dict[WindowKey, int] = {}
     for rows in _parallel(read, partitions):
         for row in rows:
-            streamed[WindowKey(row["window_ms"], row["window_start_ms"])] = WindowTotal(
-                row["clicks"], row["late_clicks"])
+            key = WindowKey(row["window_ms"], row["window_start_ms"])
+            streamed[key] = WindowTotal(row["clicks"], row["late_clicks"])
+            cycles[key] = int(row["cycle"] or 0)
     fixes = []
     for key in sorted(set(recounted) | set(streamed)):
         window_ms, start = key.window_ms, key.window_start_ms
@@ -192,8 +195,9 @@ def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, repo
                 report.diffs.append({"metric": TOTAL_METRIC, "window_ms": window_ms, "window_start_ms": start,
                                      "key": name, "streamed": getattr(got, name),
                                      "recounted": getattr(want, name)})
-        fixes.append({"window_ms": window_ms, "day": day_of(start), "window_start_ms": start,
-                      **want._asdict(), "written_ms": now_ms})
+        fixes.append({"pipeline": pipeline, "window_ms": window_ms, "day": day_of(start),
+                      "window_start_ms": start, **want._asdict(), "written_ms": now_ms,
+                      "cycle": cycles.get(key, 0)})
     store.upsert("window_totals", fixes)
     report.windows_compared += len(set(recounted) | set(streamed))
     starts: dict[int, set[int]] = defaultdict(set)
@@ -202,8 +206,8 @@ def _reconcile_totals(store: Store, totals: pd.DataFrame, hours: HourRange, repo
     return starts
 
 
-def _reconcile_counts(store: Store, counts: pd.DataFrame, streamed_starts: dict[int, set[int]],
-                      report: ReconcileReport) -> None:
+def _reconcile_counts(store: Store, pipeline: str, counts: pd.DataFrame,
+                      streamed_starts: dict[int, set[int]], report: ReconcileReport) -> None:
     recounted: dict[tuple[str, int, int], dict[str, int]] = defaultdict(dict)
     for r in counts.itertuples():
         recounted[(r.metric, int(r.window_ms), int(r.window_start_ms))][r.key] = int(r.clicks)
@@ -214,8 +218,8 @@ def _reconcile_counts(store: Store, counts: pd.DataFrame, streamed_starts: dict[
 
     def read(window: tuple[str, int, int]) -> dict[str, int]:
         metric, window_ms, start = window
-        rows = store.select("window_counts", {"metric": metric, "window_ms": window_ms,
-                                              "window_start_ms": start})
+        rows = store.select("window_counts", {"pipeline": pipeline, "metric": metric,
+                                              "window_ms": window_ms, "window_start_ms": start})
         return {row["key"]: row["clicks"] for row in rows}
 
     for window, streamed in zip(ordered, _parallel(read, ordered), strict=True):
@@ -223,13 +227,13 @@ def _reconcile_counts(store: Store, counts: pd.DataFrame, streamed_starts: dict[
         if streamed == want:
             continue
         metric, window_ms, start = window
-        partition = {"metric": metric, "window_ms": window_ms, "window_start_ms": start}
+        partition = {"pipeline": pipeline, "metric": metric, "window_ms": window_ms, "window_start_ms": start}
         series = []
         for key in sorted(set(streamed) | set(want)):
             if streamed.get(key, 0) != want.get(key, 0):
                 report.diffs.append({**partition, "key": key, "streamed": streamed.get(key, 0),
                                      "recounted": want.get(key, 0)})
-                series.append({"metric": metric, "window_ms": window_ms, "key": key,
+                series.append({"pipeline": pipeline, "metric": metric, "window_ms": window_ms, "key": key,
                                "window_start_ms": start, "clicks": want.get(key, 0)})
         if set(streamed) - set(want):
             store.delete_partition("window_counts", partition)

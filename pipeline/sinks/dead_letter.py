@@ -85,7 +85,7 @@ class KafkaDeadLetterSink:
                 consumer.seek(tp, int(starts.get(str(tp.partition), 0)))
             remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
             while remaining:
-                for tp, records in consumer.poll(timeout_ms=1000).items():
+                for records in consumer.poll(timeout_ms=1000).values():
                     for rec in records:
                         h = {k: v.decode("utf-8") for k, v in rec.headers}
                         if h.get("source_topic") == source_topic:

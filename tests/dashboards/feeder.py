@@ -116,9 +116,10 @@ class Feeder:
         start = self.next_start_ms
         day = windows.day_of(start)
         now_ms = int(time.time() * 1000)
-        self.store.upsert("window_totals", [{"window_ms": 1000, "day": day, "window_start_ms": start,
-                                             "clicks": clicks_of(start), "late_clicks": start // 1000 % 3,
-                                             "written_ms": now_ms}])
+        self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 1000, "day": day,
+                                             "window_start_ms": start, "clicks": clicks_of(start),
+                                             "late_clicks": start // 1000 % 3, "written_ms": now_ms,
+                                             "cycle": 1}])
         end = start + 1000
         if end % windows.TRENDING_WINDOW_MS == 0:
             self._close_ten_seconds(end - windows.TRENDING_WINDOW_MS, now_ms)
@@ -133,15 +134,18 @@ class Feeder:
     def _close_ten_seconds(self, s: int, now_ms: int) -> None:
         day = windows.day_of(s)
         total = sum(clicks_of(s + i * 1000) for i in range(10))
-        self.store.upsert("window_totals", [{"window_ms": 10_000, "day": day, "window_start_ms": s,
-                                             "clicks": total, "late_clicks": 0, "written_ms": now_ms}])
+        self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 10_000, "day": day,
+                                             "window_start_ms": s, "clicks": total, "late_clicks": 0,
+                                             "written_ms": now_ms, "cycle": 1}])
         rows: list[dict[str, Any]] = []
         for rank, key in enumerate(trending_keys(s), start=1):
-            rows.append({"window_ms": windows.TRENDING_WINDOW_MS, "window_start_ms": s, "rank": rank,
+            rows.append({"pipeline": PIPELINE, "window_ms": windows.TRENDING_WINDOW_MS,
+                         "window_start_ms": s, "rank": rank,
                          "key": key, "clicks": 50 - rank, "baseline": 5.0, "lift": (50 - rank) / 5.0})
         self.store.upsert("trending", rows)
         mix = {cls: (i + 1) * 10 + (s // 10_000) % 7 for i, cls in enumerate(REFERRER_CLASSES)}
         ranked = sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))
-        self.store.upsert("window_topn", [{"metric": windows.METRIC_REFERRER, "window_ms": 10_000,
+        self.store.upsert("window_topn", [{"pipeline": PIPELINE, "metric": windows.METRIC_REFERRER,
+                                           "window_ms": 10_000,
                                            "window_start_ms": s, "rank": r, "key": k, "clicks": c}
                                           for r, (k, c) in enumerate(ranked, start=1)])

@@ -84,7 +84,8 @@ def status_text(page: Any) -> str:
 
 
 def store_clicks(store: Store, settings_day_ms: int) -> dict[str, list[Any]]:
-    rows = store.select("window_totals", {"window_ms": 1000, "day": windows.day_of(settings_day_ms)},
+    rows = store.select("window_totals", {"pipeline": PIPELINE, "window_ms": 1000,
+                                          "day": windows.day_of(settings_day_ms)},
                         limit=CLICKS_SPAN_WINDOWS)
     return shaping.clicks_series(rows, 1000)
 
@@ -133,11 +134,11 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         assert shown["clicks_per_s"] == expected["clicks_per_s"][-len(shown["x"]):]
         assert len(shown["x"]) == min(len(expected["x"]), CLICKS_SPAN_WINDOWS)
         trending_start = windows.window_start_ms(newest_in_store, windows.TRENDING_WINDOW_MS)
-        rows = store.select("trending", {"window_ms": windows.TRENDING_WINDOW_MS,
+        rows = store.select("trending", {"pipeline": PIPELINE, "window_ms": windows.TRENDING_WINDOW_MS,
                                          "window_start_ms": trending_start})
         if not rows:
             trending_start -= windows.TRENDING_WINDOW_MS
-            rows = store.select("trending", {"window_ms": windows.TRENDING_WINDOW_MS,
+            rows = store.select("trending", {"pipeline": PIPELINE, "window_ms": windows.TRENDING_WINDOW_MS,
                                              "window_start_ms": trending_start})
         wait_for(lambda: data(page, "trending")["label"] == [r["key"] for r in rows], 3, "trending ranks")
         assert data(page, "trending")["value"] == [r["lift"] for r in rows]
@@ -146,7 +147,8 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         wait_for(lambda: dict(zip(*data(page, "health_now").values(), strict=True))["lag_ms"]
                  == str(metrics[0]["lag_ms"]), 3, "health table shows the newest metrics")
         mix = data(page, "referrers")
-        newest_mix = store.select("window_topn", {"metric": "referrer", "window_ms": 10_000,
+        newest_mix = store.select("window_topn", {"pipeline": PIPELINE, "metric": "referrer",
+                                                  "window_ms": 10_000,
                                                   "window_start_ms": int(mix["x"][-1])})
         assert newest_mix
         assert {r["key"]: r["clicks"] for r in newest_mix} == {r["key"]: mix[r["key"]][-1]

@@ -15,6 +15,7 @@ import pytest
 
 from clickstream.settings import Settings
 from clickstream.store import open_store
+from launch.demo import run_settings
 
 CLICKS = 200_000
 RUN_TIMEOUT_S = 480
@@ -106,7 +107,8 @@ def run_and_check(args: list[str], store_settings: Settings | None) -> tuple[Dem
     # Independently, from the store the demo wrote:
     store = open_store(store_settings)
     try:
-        minutes = store.select("window_totals", {"window_ms": 60_000, "day": DAY})
+        pipeline = run_settings(store_settings, run_dir, run_dir.name).pipeline_id  # the demo's own
+        minutes = store.select("window_totals", {"pipeline": pipeline, "window_ms": 60_000, "day": DAY})
         assert sum(r["clicks"] + r["late_clicks"] for r in minutes) == generated
         top_sources = store.select("top_articles", {"kind": "source"})
         top_destinations = store.select("top_articles", {"kind": "destination"})
@@ -151,14 +153,13 @@ def test_demo_local_stack_summary_matches_store(tmp_path: Path, isolated_cassand
 
 
 def test_run_settings_isolate_each_run(tmp_path: Path) -> None:
-    from launch.demo import run_settings
 
     embedded = run_settings(Settings(work_dir=str(tmp_path)), tmp_path / "run1", "run1")
     assert embedded.embedded_store_file == (tmp_path / "run1" / "store.sqlite").resolve()
     assert embedded.archive == (tmp_path / "run1" / "archive").resolve().as_uri()
     local = run_settings(Settings(stack="local", topic="t", consumer_group="g"), tmp_path / "r", "r2")
     assert (local.topic, local.consumer_group, local.dashboard_pipeline) == ("t-demo-r2", "g-demo-r2",
-                                                                             "g-demo-r2")
+                                                                             "g-demo-r2/t-demo-r2")
     assert local.archive == "hdfs://127.0.0.1:9000/clickstream/archive/demo/r2"
     given = run_settings(Settings(stack="local", archive_url="hdfs://h:1/x"), tmp_path / "r", "r3")
     assert given.archive == "hdfs://h:1/x"

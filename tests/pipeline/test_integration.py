@@ -206,7 +206,8 @@ def test_late_clicks_are_counted_late_and_archived(isolated_cassandra_settings: 
             time.sleep(0.1)
         assert sum(pipe.consumed_offsets().values()) == len(on_time)
         produce(settings, settings.topic, [(k, v) for k, v, _n, _t in records(late)])
-        while sum(pipe.consumed_offsets().values()) < len(on_time) + len(late) and time.monotonic() < deadline:
+        want = len(on_time) + len(late)
+        while sum(pipe.consumed_offsets().values()) < want and time.monotonic() < deadline:
             time.sleep(0.1)
         pipe.stop()
         runner.join(120)

@@ -125,11 +125,13 @@ def test_a_late_rewrite_read_back_from_the_store_is_added_once_per_cycle() -> No
     state = WindowState(finalized_ms=T0 + 60_000)
     state.add_late([(1_000, T0, 2)])
     # written by cycle 6 before: 5 on time, 1 late; cycle 7 adds its 2
-    assert state.take_late_rewrites({(1_000, T0): StoredTotals(5, 1, 6)}, cycle=7) == [TotalsRow(1_000, T0, 5, 3)]
+    got = state.take_late_rewrites({(1_000, T0): StoredTotals(5, 1, 6)}, cycle=7)
+    assert got == [TotalsRow(1_000, T0, 5, 3)]
     state = WindowState(finalized_ms=T0 + 60_000)
     state.add_late([(1_000, T0, 2)])
     # cycle 7 ran before a crash and wrote 5 + 3 already: running it again writes the same
-    assert state.take_late_rewrites({(1_000, T0): StoredTotals(5, 3, 7)}, cycle=7) == [TotalsRow(1_000, T0, 5, 3)]
+    got = state.take_late_rewrites({(1_000, T0): StoredTotals(5, 3, 7)}, cycle=7)
+    assert got == [TotalsRow(1_000, T0, 5, 3)]
 
 
 def test_a_restored_state_finalizes_exactly_like_the_one_it_was_saved_from(tmp_path) -> None:

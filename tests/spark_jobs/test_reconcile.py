@@ -23,11 +23,12 @@ def _write_streaming_tables(settings: Settings, clicks: pd.DataFrame) -> None:
     store = open_store(settings)
     try:
         store.upsert("window_totals", [
-            {"window_ms": w, "day": day, "window_start_ms": s, "clicks": c, "late_clicks": late,
-             "written_ms": 1} for (w, day, s), (c, late) in window_totals(clicks).items()])
+            {"pipeline": settings.pipeline_id, "window_ms": w, "day": day, "window_start_ms": s,
+             "clicks": c, "late_clicks": late, "written_ms": 1, "cycle": 1}
+            for (w, day, s), (c, late) in window_totals(clicks).items()])
         store.upsert("window_counts", [
-            {"metric": m, "window_ms": w, "window_start_ms": s, "key": k, "clicks": n}
-            for (m, w, s, k), n in window_counts(clicks).items()])
+            {"pipeline": settings.pipeline_id, "metric": m, "window_ms": w, "window_start_ms": s,
+             "key": k, "clicks": n} for (m, w, s, k), n in window_counts(clicks).items()])
     finally:
         store.close()
 
@@ -53,11 +54,14 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     totals = window_totals(clicks)
     store = open_store(settings)
     try:
-        store.upsert("window_totals", [{"window_ms": 1_000, "day": "2015-02-01", "window_start_ms": second,
-                                        "clicks": 999, "late_clicks": 0, "written_ms": 1}])
+        store.upsert("window_totals", [{"pipeline": settings.pipeline_id, "window_ms": 1_000,
+                                        "day": "2015-02-01", "window_start_ms": second,
+                                        "clicks": 999, "late_clicks": 0, "written_ms": 1, "cycle": 1}])
         store.upsert("window_counts", [
-            {"metric": metric, "window_ms": w, "window_start_ms": start, "key": key, "clicks": n + 5},
-            {"metric": "referrer", "window_ms": 60_000, "window_start_ms": minute, "key": "invented",
+            {"pipeline": settings.pipeline_id, "metric": metric, "window_ms": w, "window_start_ms": start,
+             "key": key, "clicks": n + 5},
+            {"pipeline": settings.pipeline_id, "metric": "referrer", "window_ms": 60_000,
+             "window_start_ms": minute, "key": "invented",
              "clicks": 3}])
     finally:
         store.close()
@@ -76,5 +80,5 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
 
     again = run_reconcile(spark, settings, url, HourRange(), run_id="after")
     assert again.diffs == []
-    assert {row[:3] + row[3:4] for row in dump_table(settings, "window_counts")} == {
+    assert {row[1:5] for row in dump_table(settings, "window_counts")} == {
         (m, w_, s, k) for (m, w_, s, k) in counts}
