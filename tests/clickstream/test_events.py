@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from clickstream.events import Click, EventError, decode_record, decode_records, encode_batch, encode_click
+from clickstream.events import Click, EventError, decode_record, encode_batch, encode_click
 
 CLICK = Click(7, 1_422_748_800_000, "other-google", '"Weird_Al"_Yankovic', "other")
 
@@ -34,7 +34,8 @@ def test_bad_records_say_why(raw: bytes | None, reason: str) -> None:
         decode_record(raw)
 
 
-def test_decode_records_keeps_good_ones_and_indexes_bad_ones() -> None:
-    clicks, bad = decode_records([encode_click(CLICK), b"x", encode_click(CLICK._replace(click_id=9))])
-    assert [c.click_id for c in clicks] == [7, 9]
-    assert [i for i, _ in bad] == [1]
+def test_control_characters_and_extra_fields_are_rejected_with_their_reason() -> None:
+    with pytest.raises(EventError, match="prev: title holds a control character"):
+        decode_record(encode_click(CLICK._replace(prev="Foo\x00Bar")))
+    with pytest.raises(EventError, match="unexpected field"):
+        decode_record(b'{"id": 1, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "link", "x": 1}')
