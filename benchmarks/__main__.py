@@ -10,7 +10,7 @@ import sys
 from benchmarks.common import format_table
 from clickstream.settings import Settings, add_settings_arguments
 
-SUITES = ("producer", "pipeline", "spark")
+SUITES = ("producer", "pipeline", "spark", "streaming-peers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_sources(flags, os.environ)
     rows = []
     for suite in args.suites or SUITES:
-        module = importlib.import_module(f"benchmarks.{suite}")
+        module = importlib.import_module(f"benchmarks.{suite.replace('-', '_')}")
         rows.extend(module.run(settings, args.quick))
         print(format_table(rows), flush=True)
         print()

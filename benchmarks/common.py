@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from clickstream.settings import Settings
+from producer.expand import expand_clicks
+from producer.sender import SendSummary, ensure_topic, send_to_kafka
+from producer.synthetic import generate_rows
 
 
 @dataclass(frozen=True)
@@ -42,3 +48,34 @@ def format_table(rows: Sequence[Measurement]) -> str:
         if i == 0:
             out.append("-+-".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+# -- shared by the streaming suites (pipeline, streaming-peers) ------------------------------
+
+BENCH_PARTITIONS = 4
+BENCH_KEYSPACE = "clickstream_bench"
+BENCH_SPAN_S = 600  # event-time span of the generated clicks
+
+
+def bench_settings(settings: Settings, topic: str) -> Settings:
+    """Local-stack settings of a benchmark on ``topic``: its own consumer group and dead-letter
+    topic, the Cassandra keyspace ``BENCH_KEYSPACE``, archive ``<hdfs>/benchmarks/<topic>``."""
+    local = settings.replace(stack="local") if settings.stack != "local" else settings
+    return local.replace(topic=topic, consumer_group=topic, dead_letter_topic=topic + "-dlq",
+                         store="cassandra", cassandra_keyspace=BENCH_KEYSPACE,
+                         archive_url=f"{local.hdfs_url}/benchmarks/{topic}")
+
+
+def fill_topic(bench: Settings, n_clicks: int, clicks_per_record: int = 1) -> SendSummary:
+    """Create ``bench.topic`` (``BENCH_PARTITIONS`` partitions) and send ``n_clicks`` generated
+    clicks (seed 7, ``BENCH_SPAN_S`` of event time) with the producer; blocks until acknowledged."""
+    ensure_topic(bench, bench.topic, BENCH_PARTITIONS)
+    clicks = expand_clicks(generate_rows(12_000, seed=7, head_share=0.1), seed=7, span_s=BENCH_SPAN_S,
+                           jitter_ms=200, limit=n_clicks)
+    return send_to_kafka(clicks, bench, topic=bench.topic, progress=False, create_topic=False,
+                         clicks_per_record=clicks_per_record)
+
+
+def load_average(suite: str, when: str = "at the end") -> Measurement:
+    """The machine's 1-minute load average now (the 2 cores are shared)."""
+    return Measurement(suite, f"load average (1 min) {when}", os.getloadavg()[0], "runnable")

@@ -17,31 +17,25 @@ on). N = 2,000,000 clicks (300,000 with ``--quick``) over a 10-minute event-time
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 from kafka import KafkaConsumer, TopicPartition
 
-from benchmarks.common import Measurement
+from benchmarks.common import BENCH_PARTITIONS, Measurement, bench_settings, fill_topic, load_average
 from clickstream.events import EventError, decode_record
 from clickstream.settings import Settings
 from pipeline import Pipeline
 from pipeline.sources.kafka import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES
-from producer.expand import expand_clicks
-from producer.sender import ensure_topic, send_to_kafka
-from producer.synthetic import generate_rows
 
 SUITE = "pipeline"
-PARTITIONS = 4
-KEYSPACE = "clickstream_bench"
 
 
 def _bare_consume(settings: Settings, topic: str, total: int) -> float:
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                              enable_auto_commit=False, max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
                              fetch_max_bytes=FETCH_MAX_BYTES, max_poll_records=100_000)
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    tps = [TopicPartition(topic, p) for p in range(BENCH_PARTITIONS)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
     counts: dict[str, int] = {}
@@ -66,15 +60,9 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
 
     n_clicks = 300_000 if quick else 2_000_000
     topic = f"bench-pipeline-{uuid.uuid4().hex[:8]}"
-    local = settings.replace(stack="local") if settings.stack != "local" else settings
-    bench = local.replace(topic=topic, consumer_group=topic, dead_letter_topic=topic + "-dlq",
-                          store="cassandra", cassandra_keyspace=KEYSPACE,
-                          archive_url=f"{local.hdfs_url}/benchmarks/{topic}")
+    bench = bench_settings(settings, topic)
     apply_schema(bench)
-    ensure_topic(bench, topic, PARTITIONS)
-    clicks = expand_clicks(generate_rows(12_000, seed=7, head_share=0.1), seed=7, span_s=600,
-                           jitter_ms=200, limit=n_clicks)
-    sent = send_to_kafka(clicks, bench, topic=topic, progress=False, create_topic=False)
+    sent = fill_topic(bench, n_clicks)
     bare_rate = _bare_consume(bench, topic, sent.sent_records)
     with Pipeline(bench) as pipe:
         summary = pipe.run(max_clicks=sent.sent_clicks)
@@ -85,5 +73,5 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                     f"({bench.dask_workers} workers)", rate, "clicks/s",
                     "bare kafka-python consume+decode, 1 process", bare_rate, f">= {target}x",
                     rate >= target * bare_rate),
-        Measurement(SUITE, "load average (1 min) at the end", os.getloadavg()[0], "runnable"),
+        load_average(SUITE),
     ]

@@ -17,7 +17,9 @@ an article title                                     link
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
 
 SEARCH = "search"
 DIRECT = "direct"
@@ -47,6 +49,9 @@ _BY_PREV = {
     "other-youtube": SOCIAL,
     "other-other": OTHER,
 }
+# Read-only view of the named ``other-*`` referrers (any other ``other-*`` is OTHER, any
+# other value LINK), for engines that cannot call ``classify``: e.g. a Spark map expression.
+PSEUDO_REFERRER_CLASSES: Mapping[str, str] = MappingProxyType(_BY_PREV)
 
 
 @lru_cache(maxsize=65536)
