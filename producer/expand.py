@@ -18,8 +18,9 @@ equal time slices.
 1. Pass 1 reads the rows once. Each row's strings go to a spool file (offsets in a
    second file); its clicks are dealt to slices (one uniform draw per click for small n,
    a multinomial for large n) and only per-(row, slice) counts ``(row, count, k_start)``
-   are appended to that slice's spool file (three uint32: 12 bytes per entry; at most
-   ``min(n, SLICES)`` entries per row, so about 12 bytes per click for rows with small n:
+   are appended to that slice's spool (held in memory up to ``SPILL_BYTES`` in all, then
+   in one file per slice; three uint32: 12 bytes per entry; at most ``min(n, SLICES)``
+   entries per row, so about 12 bytes per click for rows with small n:
    a whole English month at full fraction needs tens of GB of spool, which is why
    ``fraction`` and ``span_s`` exist).
 2. Pass 2 loads one slice at a time (split further into sub-slices of at most
@@ -65,6 +66,7 @@ SLICES = 256
 CHUNK_ROWS = 32_768
 SMALL_N = 256
 EMIT_CLICKS = 1 << 19
+SPILL_BYTES = 64 << 20
 _new_click = functools.partial(tuple.__new__, Click)
 _MONTH_RE = re.compile(r"(?<!\d)(\d{4})[-_](\d{2})(?!\d)")
 
@@ -122,7 +124,8 @@ def month_from_filename(path: str | Path) -> str | None:
 
 
 class _Spool:
-    """Pass 1's files: row strings + offsets, and one entry file per slice."""
+    """Pass 1's files: row strings + offsets, and the entries of each slice (held in
+    memory up to ``SPILL_BYTES`` in all, then in one file per slice)."""
 
     def __init__(self, root: Path, slices: int) -> None:
         self.root = root
@@ -130,8 +133,9 @@ class _Spool:
         # Open for all of pass 1; ``finish`` closes them.
         self.strings: IO[bytes] = open(root / "strings.bin", "wb")  # noqa: SIM115
         self.offsets: IO[bytes] = open(root / "offsets.bin", "wb")  # noqa: SIM115
-        self.slice_files: list[IO[bytes]] = [
-            open(root / f"slice-{s:04d}.bin", "wb") for s in range(slices)]  # noqa: SIM115
+        self.held: list[list[bytes]] = [[] for _ in range(slices)]
+        self.held_bytes = 0
+        self.slice_files: list[IO[bytes]] = []
         self.pos = 0
         self.offsets.write(np.zeros(1, np.int64).tobytes())
         self.rows = 0
@@ -152,14 +156,30 @@ class _Spool:
         slice_idx, entries = slice_idx[order], entries[order]
         bounds = np.searchsorted(slice_idx, np.arange(self.slices + 1))
         for s in np.flatnonzero(np.diff(bounds)):
-            self.slice_files[s].write(entries[bounds[s]:bounds[s + 1]].astype(np.uint32).tobytes())
+            blob = entries[bounds[s]:bounds[s + 1]].astype(np.uint32).tobytes()
+            self.held[s].append(blob)
+            self.held_bytes += len(blob)
+        if self.held_bytes > SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        if not self.slice_files:
+            self.slice_files = [open(self.root / f"slice-{s:04d}.bin", "wb")  # noqa: SIM115
+                                for s in range(self.slices)]
+        for f, held in zip(self.slice_files, self.held, strict=True):
+            f.write(b"".join(held))
+            held.clear()
+        self.held_bytes = 0
 
     def finish(self) -> None:
         for f in (self.strings, self.offsets, *self.slice_files):
             f.close()
 
     def slice_entries(self, s: int) -> np.ndarray:
-        return np.fromfile(self.root / f"slice-{s:04d}.bin", dtype=np.uint32).reshape(-1, 3).astype(np.int64)
+        spilled = (self.root / f"slice-{s:04d}.bin").read_bytes() if self.slice_files else b""
+        data = spilled + b"".join(self.held[s])
+        self.held[s] = []
+        return np.frombuffer(data, dtype=np.uint32).reshape(-1, 3).astype(np.int64)
 
 
 def _deal_chunk(rng: np.random.Generator, first_row: int, n: np.ndarray, slices: int
@@ -362,6 +382,10 @@ def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int
     with open(spool.root / "strings.bin", "rb") as f:
         size = offsets[-1]
         data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        # Consecutive sub-slices are merged up to EMIT_CLICKS clicks per chunk, so a row's
+        # titles are decoded once per chunk, not once per sub-slice.
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        held = 0
         try:
             for s in range(spool.slices):
                 a = start_ms + (s * span_ms) // spool.slices
@@ -374,7 +398,13 @@ def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int
                 rng = np.random.default_rng([seed, 1, s])
                 for sub in _sub_slices(rng, entries, extra, a, b, total, start_ms):
                     if len(sub):
-                        yield _emit(rng, sub, data, offsets, jitter_ms)
+                        parts.append(_emit(rng, sub, jitter_ms))
+                        held += len(parts[-1][0])
+                        if held >= EMIT_CLICKS:
+                            yield _chunk(parts, data, offsets)
+                            parts, held = [], 0
+            if parts:
+                yield _chunk(parts, data, offsets)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -407,8 +437,9 @@ def _sub_slices(rng: np.random.Generator, entries: np.ndarray, extra: list[tuple
         yield np.concatenate([e.astype(np.int64), np.array(spike_parts[j], np.int64).reshape(-1, 5)])
 
 
-def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, offsets: np.ndarray,
-          jitter_ms: int) -> ClickChunk:
+def _emit(rng: np.random.Generator, sub: np.ndarray, jitter_ms: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sub-slice's clicks in emission order: (click_id, ts_ms, row)."""
     counts = sub[:, 1]
     total = int(counts.sum())
     row = np.repeat(sub[:, 0], counts)
@@ -420,7 +451,21 @@ def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, of
     click_id = (row << 32) | k
     key = ts + rng.integers(0, jitter_ms + 1, total) if jitter_ms else ts
     order = np.lexsort((click_id, key))
-    uniq, inv = np.unique(row, return_inverse=True)
+    return click_id[order], ts[order], row[order]
+
+
+def _chunk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], data: bytes | mmap.mmap,
+           offsets: np.ndarray) -> ClickChunk:
+    rows = len(offsets) // 3
+    """Consecutive sub-slices as one chunk; each distinct row's titles decoded once."""
+    click_id, ts, row = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+    if rows <= 8 * len(row):  # few rows: a dense map, no sort
+        seen = np.zeros(rows, bool)
+        seen[row] = True
+        uniq = np.flatnonzero(seen)
+        inv = (np.cumsum(seen) - 1)[row]
+    else:
+        uniq, inv = np.unique(row, return_inverse=True)
     bounds = offsets[(3 * uniq)[:, None] + np.arange(4)].tolist()
     fields = [[data[r[j]:r[j + 1]].decode("utf-8") for r in bounds] for j in range(3)]
-    return ClickChunk(click_id[order], ts[order], inv[order], *fields)
+    return ClickChunk(click_id, ts, inv, *fields)

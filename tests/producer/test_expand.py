@@ -119,3 +119,12 @@ def test_chunks_are_the_clicks_as_columns() -> None:
     chunks = list(expand_clicks(ROWS, seed=5, limit=4_000).chunks())
     assert [c for chunk in chunks for c in chunk.clicks()] == clicks
     assert sum(len(chunk) for chunk in chunks) == 4_000
+
+
+def test_spilled_spool_gives_the_same_clicks(monkeypatch: pytest.MonkeyPatch) -> None:
+    held = list(expand_clicks(ROWS, seed=9, jitter_ms=300))
+    monkeypatch.setattr(expand, "SPILL_BYTES", 100)  # every chunk of rows goes to the slice files
+    monkeypatch.setattr(expand, "CHUNK_ROWS", 2)
+    spilled = list(expand_clicks(ROWS, seed=9, jitter_ms=300))
+    assert len(spilled) == sum(r.n for r in ROWS)
+    assert Counter(c.click_id for c in spilled) == Counter(c.click_id for c in held)
