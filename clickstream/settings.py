@@ -32,6 +32,51 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the setting."""
 
 
+class ClientOptions:
+    """Extra Kafka client options, ``key=value[,key=value...]`` (values may not hold a comma).
+
+    Values are secrets (SASL passwords, key files): ``repr``/``str`` show the keys only, and
+    parse errors never quote a value. ``items()`` gives the (key, value) strings; the
+    Kafka side types them for each client (``clickstream.topics.client_config``).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = tuple(items)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "kafka_client_options") -> ClientOptions:
+        items: dict[str, str] = {}
+        for n, part in enumerate(p for p in text.split(",") if p.strip()):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier():
+                raise SettingsError(f"{source}: option {n + 1} is not key=value with a kafka-python "
+                                    f"option name (e.g. security_protocol=SASL_SSL)")
+            if key in items:
+                raise SettingsError(f"{source}: option {key} is given twice")
+            items[key] = value.strip()
+        return cls(items.items())
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClientOptions) and other._items == self._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return "ClientOptions(" + ", ".join(f"{k}=***" for k, _ in self._items) + ")"
+
+    __str__ = __repr__
+
+
 def _opt(default: Any, help: str, group: str, choices: Sequence[str] | None = None,
          also_in: Sequence[str] = ()) -> Any:
     """A setting of ``group``; ``also_in`` lists other groups whose commands need its flag too."""
@@ -77,8 +122,25 @@ class Settings:
     dead_letter_topic: str = _opt("clicks-dead-letter", "topic of rejected records", "kafka")
     topic_partitions: int = _opt(4, "partitions of a topic created by us", "kafka")
     consumer_group: str = _opt("clickstream-pipeline", "consumer group of the pipeline", "kafka")
+<<<<<<< HEAD
     pipeline_name: str = _opt("", "the pipeline's id, which keys its rows in the streaming tables and "
                               "its checkpoints (default: <consumer_group>/<topic>)", "kafka")
+=======
+    kafka_replication_factor: int = _opt(1, "replication factor of topics created by us (clicks, "
+                                         "dead letters); at most the number of brokers", "kafka")
+    kafka_min_insync_replicas: int = _opt(
+        1, "min.insync.replicas of topics created by us: replicas that must have a record before "
+        "the producer's acks=all write succeeds (<= kafka_replication_factor)", "kafka")
+    kafka_client_options: ClientOptions = _opt(  # noqa: RUF009 (ClientOptions is immutable)
+        ClientOptions(), "extra kafka-python client options key=value[,key=value...], e.g. "
+        "security_protocol=SASL_SSL,sasl_mechanism=PLAIN,sasl_plain_username=U,"
+        "sasl_plain_password=P (values never logged)", "kafka")
+    kafka_delivery_timeout_ms: int = _opt(
+        120_000, "how long the producer retries a record (broker down, leader moving) before the "
+        "replay stops with a report of what was acknowledged", "kafka")
+    kafka_max_block_ms: int = _opt(60_000, "how long the producer and topic creation wait for an "
+                                   "unreachable broker before the replay stops", "kafka")
+>>>>>>> producer
 
     # -- store ---------------------------------------------------------------------------
     store: str = _opt("", "store backend: 'embedded' (SQLite) or 'cassandra'; empty: by stack",
@@ -160,6 +222,17 @@ class Settings:
             raise SettingsError(f"dashboard_port: {self.dashboard_port} is not a TCP port (or 0)")
         if self.dashboard_poll_ms <= 0:
             raise SettingsError(f"dashboard_poll_ms: {self.dashboard_poll_ms} must be positive")
+        for name in ("kafka_replication_factor", "kafka_min_insync_replicas", "kafka_delivery_timeout_ms",
+                     "kafka_max_block_ms"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: {getattr(self, name)} must be at least 1")
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise SettingsError(f"kafka_min_insync_replicas: {self.kafka_min_insync_replicas} is more than "
+                                f"kafka_replication_factor {self.kafka_replication_factor}: every acks=all "
+                                "write would fail")
+        if not isinstance(self.kafka_client_options, ClientOptions):
+            raise SettingsError("kafka_client_options: expected ClientOptions (parse a string with "
+                                "ClientOptions.parse)")
 
     # -- derived values (the stack chooses defaults) --------------------------------------
     @property
@@ -224,6 +297,7 @@ class Settings:
         out = dataclasses.asdict(self)
         if out.get("cassandra_password"):
             out["cassandra_password"] = "***"
+        out["kafka_client_options"] = repr(self.kafka_client_options)
         return out
 
     # -- construction -------------------------------------------------------------------
@@ -256,6 +330,8 @@ def env_var(name: str) -> str:
 def _parse(name: str, hint: Any, raw: Any, source: str) -> Any:
     if not isinstance(raw, str):
         return tuple(raw) if isinstance(raw, list) else raw
+    if hint is ClientOptions:
+        return ClientOptions.parse(raw, source)  # its errors never quote a value
     try:
         if hint is bool:
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -292,6 +368,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, groups: Iterable[str
             added.add(f.name)
             default = f.default
             shown = ",".join(default) if isinstance(default, tuple) else default
+            if isinstance(default, ClientOptions):
+                shown = ""
             kwargs: dict[str, Any] = {
                 "default": None,
                 "dest": f.name,

@@ -18,13 +18,22 @@ equal time slices.
 1. Pass 1 reads the rows once. Each row's strings go to a spool file (offsets in a
    second file); its clicks are dealt to slices (one uniform draw per click for small n,
    a multinomial for large n) and only per-(row, slice) counts ``(row, count, k_start)``
-   are appended to that slice's spool file (three uint32: 12 bytes per entry; at most
-   ``min(n, SLICES)`` entries per row, so about 12 bytes per click for rows with small n:
+   are appended to that slice's spool (held in memory up to ``SPILL_BYTES`` in all, then
+   in one file per slice; three uint32: 12 bytes per entry; at most ``min(n, SLICES)``
+   entries per row, so about 12 bytes per click for rows with small n:
    a whole English month at full fraction needs tens of GB of spool, which is why
    ``fraction`` and ``span_s`` exist).
 2. Pass 2 loads one slice at a time (split further into sub-slices of at most
    ``EMIT_CLICKS`` clicks by a multinomial split of the counts), draws each click's time
    in the slice, sorts, looks titles up in the memory-mapped string spool and yields.
+
+Row strings are spooled length-delimited (three field offsets per row), never joined by
+an in-band separator, so any title (NUL included) comes back exactly as it went in.
+
+Output: ``expand_clicks`` returns ``ExpandedClicks``, an iterable of ``Click`` tuples
+whose ``chunks()`` gives the same clicks as columns (``ClickChunk``: numpy ids and times,
+a row index into per-chunk title lists), one per sub-slice, for senders that encode
+without a Python object per click.
 
 Memory is one chunk of rows in pass 1 and one (sub-)slice in pass 2, whatever the dump
 size; the spool lives in a temporary directory (``spool_dir`` or the system's) that is
@@ -39,13 +48,12 @@ from __future__ import annotations
 
 import calendar
 import functools
-import itertools
 import math
 import mmap
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -59,7 +67,7 @@ SLICES = 256
 CHUNK_ROWS = 32_768
 SMALL_N = 256
 EMIT_CLICKS = 1 << 19
-_SEP = "\x00"
+SPILL_BYTES = 64 << 20
 _new_click = functools.partial(tuple.__new__, Click)
 _MONTH_RE = re.compile(r"(?<!\d)(\d{4})[-_](\d{2})(?!\d)")
 
@@ -117,7 +125,8 @@ def month_from_filename(path: str | Path) -> str | None:
 
 
 class _Spool:
-    """Pass 1's files: row strings + offsets, and one entry file per slice."""
+    """Pass 1's files: row strings + offsets, and the entries of each slice (held in
+    memory up to ``SPILL_BYTES`` in all, then in one file per slice)."""
 
     def __init__(self, root: Path, slices: int) -> None:
         self.root = root
@@ -125,14 +134,16 @@ class _Spool:
         # Open for all of pass 1; ``finish`` closes them.
         self.strings: IO[bytes] = open(root / "strings.bin", "wb")  # noqa: SIM115
         self.offsets: IO[bytes] = open(root / "offsets.bin", "wb")  # noqa: SIM115
-        self.slice_files: list[IO[bytes]] = [
-            open(root / f"slice-{s:04d}.bin", "wb") for s in range(slices)]  # noqa: SIM115
+        self.held: list[list[bytes]] = [[] for _ in range(slices)]
+        self.held_bytes = 0
+        self.slice_files: list[IO[bytes]] = []
         self.pos = 0
         self.offsets.write(np.zeros(1, np.int64).tobytes())
         self.rows = 0
 
     def add_strings(self, rows: list[tuple[str, str, str]]) -> None:
-        blobs = [_SEP.join(r).encode("utf-8") for r in rows]
+        """Three length-delimited fields per row: offsets[3r .. 3r+3] bound row r's fields."""
+        blobs = [f.encode("utf-8") for r in rows for f in r]
         ends = self.pos + np.cumsum(np.fromiter((len(b) for b in blobs), np.int64, len(blobs)))
         self.strings.write(b"".join(blobs))
         self.offsets.write(ends.tobytes())
@@ -146,14 +157,30 @@ class _Spool:
         slice_idx, entries = slice_idx[order], entries[order]
         bounds = np.searchsorted(slice_idx, np.arange(self.slices + 1))
         for s in np.flatnonzero(np.diff(bounds)):
-            self.slice_files[s].write(entries[bounds[s]:bounds[s + 1]].astype(np.uint32).tobytes())
+            blob = entries[bounds[s]:bounds[s + 1]].astype(np.uint32).tobytes()
+            self.held[s].append(blob)
+            self.held_bytes += len(blob)
+        if self.held_bytes > SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        if not self.slice_files:
+            self.slice_files = [open(self.root / f"slice-{s:04d}.bin", "wb")  # noqa: SIM115
+                                for s in range(self.slices)]
+        for f, held in zip(self.slice_files, self.held, strict=True):
+            f.write(b"".join(held))
+            held.clear()
+        self.held_bytes = 0
 
     def finish(self) -> None:
         for f in (self.strings, self.offsets, *self.slice_files):
             f.close()
 
     def slice_entries(self, s: int) -> np.ndarray:
-        return np.fromfile(self.root / f"slice-{s:04d}.bin", dtype=np.uint32).reshape(-1, 3).astype(np.int64)
+        spilled = (self.root / f"slice-{s:04d}.bin").read_bytes() if self.slice_files else b""
+        data = spilled + b"".join(self.held[s])
+        self.held[s] = []
+        return np.frombuffer(data, dtype=np.uint32).reshape(-1, 3).astype(np.int64)
 
 
 def _deal_chunk(rng: np.random.Generator, first_row: int, n: np.ndarray, slices: int
@@ -186,11 +213,60 @@ def _deal_chunk(rng: np.random.Generator, first_row: int, n: np.ndarray, slices:
     return np.concatenate(parts_s), np.concatenate(parts_e).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class ClickChunk:
+    """Clicks in emission order as columns: click ``i`` is ``(click_id[i], ts_ms[i],
+    prev[row[i]], curr[row[i]], link_type[row[i]])``; the title lists are per chunk."""
+
+    click_id: np.ndarray  # int64
+    ts_ms: np.ndarray  # int64
+    row: np.ndarray  # intp, index into the title lists
+    prev: list[str] = field(repr=False)
+    curr: list[str] = field(repr=False)
+    link_type: list[str] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.click_id)
+
+    def head(self, n: int) -> ClickChunk:
+        return ClickChunk(self.click_id[:n], self.ts_ms[:n], self.row[:n], self.prev, self.curr,
+                          self.link_type)
+
+    def clicks(self) -> Iterator[Click]:
+        rows = self.row.tolist()
+        # All in C: no Python-level call per click.
+        return map(_new_click, zip(self.click_id.tolist(), self.ts_ms.tolist(),
+                                   [self.prev[i] for i in rows], [self.curr[i] for i in rows],
+                                   [self.link_type[i] for i in rows], strict=True))
+
+
+class ExpandedClicks:
+    """The clicks of ``expand_clicks``: iterate for ``Click`` tuples, or take ``chunks()``
+    for columns. Either way, one pass; the spool is removed when it ends or is closed."""
+
+    def __init__(self, chunks: Iterator[ClickChunk]) -> None:
+        self._chunks = chunks
+
+    def chunks(self) -> Iterator[ClickChunk]:
+        return self._chunks
+
+    def __iter__(self) -> Iterator[Click]:
+        for chunk in self._chunks:
+            yield from chunk.clicks()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def expand_clicks(rows: Iterable[DumpRow], *, month: str = DEFAULT_MONTH, seed: int = 0,
                   jitter_ms: int = 0, fraction: float = 1.0, limit: int | None = None,
                   span_s: float | None = None, spike: Spike | None = None,
-                  spool_dir: str | Path | None = None) -> Iterator[Click]:
-    """Yield the rows' clicks (see the module docstring for order, identity and memory)."""
+                  spool_dir: str | Path | None = None) -> ExpandedClicks:
+    """The rows' clicks (see the module docstring for order, identity and memory).
+
+    Arguments are checked here; the rows are read when the first click is asked for."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction {fraction} must be in (0, 1]")
     if jitter_ms < 0:
@@ -201,6 +277,16 @@ def expand_clicks(rows: Iterable[DumpRow], *, month: str = DEFAULT_MONTH, seed: 
     span_ms = month_ms if span_s is None else round(span_s * 1000)
     if span_ms < 1000:
         raise ValueError(f"span_s {span_s} must be at least 1 second")
+    return ExpandedClicks(_expand_chunks(rows, start_ms, span_ms, seed, jitter_ms, fraction, limit,
+                                         spike, spool_dir))
+
+
+def _expand_chunks(rows: Iterable[DumpRow], start_ms: int, span_ms: int, seed: int, jitter_ms: int,
+                   fraction: float, limit: int | None, spike: Spike | None,
+                   spool_dir: str | Path | None) -> Iterator[ClickChunk]:
+    left = limit
+    if left == 0:
+        return
     with tempfile.TemporaryDirectory(prefix="clickstream-expand-", dir=spool_dir) as tmp:
         spool = _Spool(Path(tmp), SLICES)
         try:
@@ -208,7 +294,13 @@ def expand_clicks(rows: Iterable[DumpRow], *, month: str = DEFAULT_MONTH, seed: 
             spike_entries = _spike_entries(spool, spike, picked, span_ms, seed)
         finally:
             spool.finish()
-        yield from itertools.islice(_pass2(spool, start_ms, span_ms, seed, jitter_ms, spike_entries), limit)
+        for chunk in _pass2(spool, start_ms, span_ms, seed, jitter_ms, spike_entries):
+            if left is not None:
+                if len(chunk) >= left:
+                    yield chunk.head(left)
+                    return
+                left -= len(chunk)
+            yield chunk
 
 
 def _pass1(spool: _Spool, rows: Iterable[DumpRow], seed: int, fraction: float,
@@ -286,11 +378,15 @@ def _spike_entries(spool: _Spool, spike: Spike | None, picked: list[str], span_m
 
 
 def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int,
-           spike_entries: _SpikeEntries) -> Iterator[Click]:
+           spike_entries: _SpikeEntries) -> Iterator[ClickChunk]:
     offsets = np.fromfile(spool.root / "offsets.bin", dtype=np.int64)
     with open(spool.root / "strings.bin", "rb") as f:
         size = offsets[-1]
         data: bytes | mmap.mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        # Consecutive sub-slices are merged up to EMIT_CLICKS clicks per chunk, so a row's
+        # titles are decoded once per chunk, not once per sub-slice.
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        held = 0
         try:
             for s in range(spool.slices):
                 a = start_ms + (s * span_ms) // spool.slices
@@ -302,7 +398,14 @@ def _pass2(spool: _Spool, start_ms: int, span_ms: int, seed: int, jitter_ms: int
                     continue
                 rng = np.random.default_rng([seed, 1, s])
                 for sub in _sub_slices(rng, entries, extra, a, b, total, start_ms):
-                    yield from _emit(rng, sub, data, offsets, jitter_ms)
+                    if len(sub):
+                        parts.append(_emit(rng, sub, jitter_ms))
+                        held += len(parts[-1][0])
+                        if held >= EMIT_CLICKS:
+                            yield _chunk(parts, data, offsets)
+                            parts, held = [], 0
+            if parts:
+                yield _chunk(parts, data, offsets)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()
@@ -335,10 +438,9 @@ def _sub_slices(rng: np.random.Generator, entries: np.ndarray, extra: list[tuple
         yield np.concatenate([e.astype(np.int64), np.array(spike_parts[j], np.int64).reshape(-1, 5)])
 
 
-def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, offsets: np.ndarray,
-          jitter_ms: int) -> Iterator[Click]:
-    if not len(sub):
-        return iter(())
+def _emit(rng: np.random.Generator, sub: np.ndarray, jitter_ms: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sub-slice's clicks in emission order: (click_id, ts_ms, row)."""
     counts = sub[:, 1]
     total = int(counts.sum())
     row = np.repeat(sub[:, 0], counts)
@@ -350,12 +452,21 @@ def _emit(rng: np.random.Generator, sub: np.ndarray, data: bytes | mmap.mmap, of
     click_id = (row << 32) | k
     key = ts + rng.integers(0, jitter_ms + 1, total) if jitter_ms else ts
     order = np.lexsort((click_id, key))
-    uniq, inv = np.unique(row, return_inverse=True)
-    starts, ends = offsets[uniq].tolist(), offsets[uniq + 1].tolist()
-    strings = [data[s:e].decode("utf-8").split(_SEP) for s, e in zip(starts, ends, strict=True)]
-    inv_o = inv[order].tolist()
-    prev_u, curr_u, type_u = ([x[j] for x in strings] for j in range(3))
-    # All in C: no Python-level call per click (this loop bounds the replay rate).
-    return map(_new_click, zip(click_id[order].tolist(), ts[order].tolist(),
-                               [prev_u[i] for i in inv_o], [curr_u[i] for i in inv_o],
-                               [type_u[i] for i in inv_o], strict=True))
+    return click_id[order], ts[order], row[order]
+
+
+def _chunk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], data: bytes | mmap.mmap,
+           offsets: np.ndarray) -> ClickChunk:
+    rows = len(offsets) // 3
+    """Consecutive sub-slices as one chunk; each distinct row's titles decoded once."""
+    click_id, ts, row = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+    if rows <= 8 * len(row):  # few rows: a dense map, no sort
+        seen = np.zeros(rows, bool)
+        seen[row] = True
+        uniq = np.flatnonzero(seen)
+        inv = (np.cumsum(seen) - 1)[row]
+    else:
+        uniq, inv = np.unique(row, return_inverse=True)
+    bounds = offsets[(3 * uniq)[:, None] + np.arange(4)].tolist()
+    fields = [[data[r[j]:r[j + 1]].decode("utf-8") for r in bounds] for j in range(3)]
+    return ClickChunk(click_id, ts, inv, *fields)

@@ -13,7 +13,13 @@ Contract: rows are yielded one at a time while the file is read line by line (me
 is bounded by one line, never the whole file); gzip is detected by its magic bytes.
 Tab-separated titles are taken verbatim: no quote processing (titles contain ``"``).
 A malformed line is counted in ``report`` with (file, line number, reason) and skipped;
-with ``strict=True`` it raises ``DumpFormatError`` naming ``file:line``.
+with ``strict=True`` it raises ``DumpFormatError`` naming ``file:line``. Malformed: a
+wrong number of fields, bytes that are not UTF-8, an empty title, a title holding a
+control character (U+0000-U+001F, U+007F-U+009F: NUL included; no real title has one),
+an unknown type, or a count ``n`` that is not plain ASCII digits (``1_000``, `` +12 ``,
+``-3`` and non-ASCII digits are rejected) or is above ``MAX_N``. A dump that cannot be
+read further (a corrupt or truncated gzip stream) raises ``DumpFormatError`` naming
+``file:line`` where it broke, whatever ``strict`` says.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import csv
 import gzip
 import io
 import logging
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +42,9 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("auto", "2015", "2017", "csv")
 HEADER_2015 = "prev_id\tcurr_id\tn\tprev_title\tcurr_title\ttype"
 _GZIP_MAGIC = b"\x1f\x8b"
+# A row's clicks are numbered k = 0..n-1 in 32 bits (click_id = row << 32 | k).
+MAX_N = (1 << 32) - 1
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class DumpRow(NamedTuple):
@@ -86,19 +97,25 @@ def detect_layout(first_line: str) -> str:
 
 
 def _check(prev: str, curr: str, link_type: str, n_text: str) -> tuple[DumpRow | None, str]:
-    if not prev:
-        return None, "empty prev title"
-    if not curr:
-        return None, "empty curr title"
+    for name, title in (("prev", prev), ("curr", curr)):
+        if not title:
+            return None, f"empty {name} title"
+        bad = _CONTROL.search(title)
+        if bad:
+            return None, (f"{name} title has control character U+{ord(bad.group()):04X} "
+                          f"at character {bad.start() + 1}")
     if link_type not in LINK_TYPES:
         return None, f"type {link_type!r} is not one of {sorted(LINK_TYPES)}"
-    try:
-        n = int(n_text)
-    except ValueError:
-        return None, f"n {n_text!r} is not an integer"
-    if n < 0:
-        return None, f"n {n} is negative"
-    return DumpRow(prev, curr, link_type, n), ""
+    if not (n_text.isascii() and n_text.isdigit()):
+        return None, f"n {n_text[:40]!r} is not a count (ASCII digits only)"
+    if len(n_text) > 10 or int(n_text) > MAX_N:
+        return None, f"n {n_text[:40]} is above {MAX_N:,} (clicks of a row are numbered in 32 bits)"
+    return DumpRow(prev, curr, link_type, int(n_text)), ""
+
+
+def _is_id(text: str) -> bool:
+    """A 2015 page id: empty, or ASCII digits."""
+    return not text or (text.isascii() and text.isdigit())
 
 
 def read_dump(path: str | Path, layout: str = "auto", strict: bool = False,
@@ -109,7 +126,10 @@ def read_dump(path: str | Path, layout: str = "auto", strict: bool = False,
     report = report if report is not None else ReadReport()
     name = str(path)
     with open_dump(path) as raw:
-        first = raw.readline()
+        try:
+            first = raw.readline()
+        except _UNREADABLE as exc:
+            raise _unreadable(name, 1, exc) from None
         try:
             first_text = first.decode("utf-8")
         except UnicodeDecodeError:
@@ -121,6 +141,15 @@ def read_dump(path: str | Path, layout: str = "auto", strict: bool = False,
             yield from _read_csv(raw, first_text, name, strict, report)
             return
         yield from _read_tsv(raw, first, layout, name, strict, report)
+
+
+# What a corrupt or truncated gzip stream raises while it is read.
+_UNREADABLE = (EOFError, OSError, zlib.error)
+
+
+def _unreadable(name: str, lineno: int, exc: BaseException) -> DumpFormatError:
+    return DumpFormatError(f"{name}:{lineno}: the dump cannot be read further "
+                           f"(corrupt or truncated compressed stream: {exc})")
 
 
 def _bad(report: ReadReport, name: str, lineno: int, reason: str, strict: bool) -> None:
@@ -138,7 +167,14 @@ def _read_tsv(raw: IO[bytes], first: bytes, layout: str, name: str, strict: bool
     def lines() -> Iterator[bytes]:
         if first:
             yield first
-        yield from raw
+        it = iter(raw)
+        while True:
+            try:
+                yield next(it)
+            except StopIteration:
+                return
+            except _UNREADABLE as exc:
+                raise _unreadable(name, lineno + 1, exc) from None
 
     for line in lines():
         lineno += 1
@@ -162,8 +198,8 @@ def _read_tsv(raw: IO[bytes], first: bytes, layout: str, name: str, strict: bool
             continue
         if is_2015:
             prev_id, curr_id, n_text, prev, curr, link_type = parts
-            if (prev_id and not prev_id.isdigit()) or (curr_id and not curr_id.isdigit()):
-                _bad(report, name, lineno, "prev_id/curr_id must be empty or an integer", strict)
+            if not (_is_id(prev_id) and _is_id(curr_id)):
+                _bad(report, name, lineno, "prev_id/curr_id must be empty or ASCII digits", strict)
                 continue
         else:
             prev, curr, link_type, n_text = parts
@@ -184,7 +220,9 @@ def _read_csv(raw: IO[bytes], first_text: str, name: str, strict: bool,
         i_prev, i_curr, i_type, i_n = (cols.index(c) for c in ("prev", "curr", "type", "n"))
     except ValueError:
         raise DumpFormatError(f"{name}:1: CSV header must name prev, curr, type, n; got {cols}") from None
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    # surrogateescape: a bad byte becomes a lone surrogate the row check rejects, so the
+    # decoder never fails mid-stream (a strict one cannot resume after an error).
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
     reader = csv.reader(text)
     want = len(cols)
     while True:
@@ -192,10 +230,18 @@ def _read_csv(raw: IO[bytes], first_text: str, name: str, strict: bool,
             parts = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             _bad(report, name, reader.line_num + 1, f"unreadable CSV: {exc}", strict)
             continue
+        except _UNREADABLE as exc:
+            raise _unreadable(name, reader.line_num + 2, exc) from None
         lineno = reader.line_num + 1  # the header was line 1
+        try:
+            "".join(parts).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            _bad(report, name, lineno, f"not UTF-8 (byte 0x{ord(exc.object[exc.start]) - 0xDC00:02x})",
+                 strict)
+            continue
         if len(parts) != want:
             _bad(report, name, lineno, f"expected {want} CSV fields, got {len(parts)}", strict)
             continue

@@ -1,22 +1,33 @@
 """Send a click stream to Kafka (kafka-python) or to an in-process ``MemoryTopic``.
 
-Both sinks share one record builder, so the embedded default sees exactly what Kafka
-sees: key = destination title (``clickstream.events.record_key``), value = one click
-(``encode_click``) or, with ``clicks_per_record=K > 1``, a batch of up to K clicks of ONE
-destination (``encode_batch``). A batch is closed when it holds K clicks or before a
-click more than ``batch_wait_ms`` of event time newer than its first click is passed on,
-so a record spans at most ``batch_wait_ms`` (plus the stream's jitter) of event time and
-batching delays a click by at most that much.
+Both sinks share one record builder (``producer.encoding.build_records``), so the
+embedded default sees exactly what Kafka sees: key = destination title
+(``clickstream.events.record_key``), value = one click (``encode_click``'s bytes) or,
+with ``clicks_per_record=K > 1``, a batch of up to K clicks of ONE destination
+(``encode_batch``'s bytes) whose event times share one ``batch_wait_ms`` cell, so a
+record spans less than ``batch_wait_ms`` of event time and batching delays a click by
+at most that much (plus the stream's jitter). Records are built per chunk of clicks as
+columns; ``expand_clicks``' result is taken chunk by chunk, any other click iterable is
+chunked first.
 
-Kafka delivery: ``acks='all'``, idempotent producer, unlimited retries within
-``delivery_timeout_ms``, lz4, ``linger_ms=20`` and 1 MiB batches (the measured best for
-kafka-python here). Blocking: ``send_to_kafka`` blocks until every record is acknowledged
-or has failed (``flush``). A record that still fails after the client's retries is
-counted in ``SendSummary.failed_*`` and its error is logged and kept in
-``SendSummary.errors`` (first few); nothing is dropped silently. A send that cannot even
-be queued (buffer full for ``max_block_ms``) is retried ``QUEUE_RETRIES`` times, then
-counted the same way. Not idempotent across calls: sending the same clicks twice gives
-duplicates, which consumers detect by ``click_id``.
+Kafka delivery: ``acks='all'`` (the topic's ``min.insync.replicas`` replicas must have a
+record), idempotent producer, retries within ``settings.kafka_delivery_timeout_ms``,
+lz4, ``linger_ms=20``, 1 MiB batches, plus ``settings.kafka_client_options``. The
+clicks topic and the dead-letter topic are created if missing
+(``clickstream.topics.ensure_topics``). Each record goes to the partition Kafka's default
+partitioner would pick (murmur2 of the key, computed once per destination and chunk).
+
+Exactness: the records handed to the client are tracked in order, in slices (their
+futures are kept until the slice is settled; at most ``MAX_PENDING_RECORDS`` records or
+``MAX_PENDING_BYTES`` bytes unsettled, then the oldest slice is waited for: bounded
+memory even when the broker is away). ``send_to_kafka`` blocks until every record is
+acknowledged, or raises ``SendError`` at the first record that is not (after the
+client's retries for ``kafka_delivery_timeout_ms``, or no metadata within
+``kafka_max_block_ms``): it stops handing over records, waits for those in flight, and
+its ``summary`` says exactly what was acknowledged and where a replay resumes
+(``resume_click``: every click before it, in emission order, is acknowledged; the
+``acked_after_resume_clicks`` after it that were acknowledged too would be sent again,
+detectable by ``click_id``). Not idempotent across calls.
 
 Pacing: ``rate_per_s`` caps clicks per second of wall time; ``speedup`` maps event time
 to wall time (``speedup=60``: one event-minute per wall-second); with both, the slower
@@ -26,29 +37,36 @@ every ``LOG_EVERY_S`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, TextIO
 
-from clickstream.events import Click, encode_batch, encode_click, record_key
+import numpy as np
+
+from clickstream.events import Click
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
+from clickstream.topics import bootstrap_servers, client_config, ensure_topics
+from producer.encoding import Records, build_records, chunks_of, murmur2_partitions
 
 log = logging.getLogger(__name__)
 
-QUEUE_RETRIES = 3
 LOG_EVERY_S = 10.0
-MAX_OPEN_BATCHES = 100_000
 MAX_ERROR_SAMPLES = 20
+SLICE_RECORDS = 8_192
+MAX_PENDING_RECORDS = 1 << 17
+MAX_PENDING_BYTES = 64 << 20
 
 PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
-    "retries": 2**31 - 1,
-    "delivery_timeout_ms": 120_000,
     "max_in_flight_requests_per_connection": 5,
     "compression_type": "lz4",
     "linger_ms": 20,
@@ -59,7 +77,8 @@ PRODUCER_CONFIG: dict[str, Any] = {
 
 @dataclass
 class SendSummary:
-    """What a send did: clicks and records acknowledged / failed, payload bytes, time."""
+    """What a send did: clicks and records acknowledged / not acknowledged, where a replay
+    resumes, payload bytes, time."""
 
     sent_clicks: int = 0
     sent_records: int = 0
@@ -68,6 +87,8 @@ class SendSummary:
     bytes: int = 0
     elapsed_s: float = 0.0
     sending_s: float = 0.0  # from the first record handed over to the end (excludes pass 1)
+    resume_click: int | None = None  # None: everything was acknowledged
+    acked_after_resume_clicks: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -75,14 +96,27 @@ class SendSummary:
         return self.sent_clicks / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def line(self) -> str:
-        return (f"sent {self.sent_clicks:,} clicks in {self.sent_records:,} records "
+        text = (f"sent {self.sent_clicks:,} clicks in {self.sent_records:,} records "
                 f"({self.bytes / 1e6:,.1f} MB) in {self.elapsed_s:,.1f} s "
                 f"= {self.clicks_per_s:,.0f} clicks/s; failed {self.failed_clicks:,} clicks "
                 f"in {self.failed_records:,} records")
+        if self.resume_click is not None:
+            text += (f"; a replay resumes at click #{self.resume_click:,} (every click before it "
+                     f"acknowledged; {self.acked_after_resume_clicks:,} after it acknowledged too, "
+                     "duplicates on replay, detectable by click_id)")
+        return text
 
     def _error(self, message: str) -> None:
         if len(self.errors) < MAX_ERROR_SAMPLES:
             self.errors.append(message)
+
+
+class SendError(RuntimeError):
+    """The replay stopped because a record was not acknowledged; ``summary`` is exact."""
+
+    def __init__(self, message: str, summary: SendSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def records(clicks: Iterable[Click], clicks_per_record: int = 1,
@@ -90,33 +124,9 @@ def records(clicks: Iterable[Click], clicks_per_record: int = 1,
     """(key, value, clicks in the record, event time of its first click) per record."""
     if clicks_per_record < 1:
         raise ValueError(f"clicks_per_record {clicks_per_record} must be >= 1")
-    if clicks_per_record == 1:
-        for c in clicks:
-            yield c.curr.encode("utf-8"), encode_click(c), 1, c.ts_ms
-        return
-    open_batches: dict[str, list[Click]] = {}  # insertion order = order of first click
-    deadline = None  # event time at which the oldest open batch must close
-    for c in clicks:
-        if deadline is not None and (c.ts_ms > deadline or len(open_batches) >= MAX_OPEN_BATCHES):
-            while open_batches:
-                curr, oldest = next(iter(open_batches.items()))
-                if oldest[0].ts_ms + batch_wait_ms >= c.ts_ms and len(open_batches) < MAX_OPEN_BATCHES:
-                    break
-                del open_batches[curr]
-                yield record_key(oldest[0]), encode_batch(oldest), len(oldest), oldest[0].ts_ms
-            deadline = (next(iter(open_batches.values()))[0].ts_ms + batch_wait_ms
-                        if open_batches else None)
-        batch = open_batches.get(c.curr)
-        if batch is None:
-            open_batches[c.curr] = batch = []
-            if deadline is None:
-                deadline = c.ts_ms + batch_wait_ms
-        batch.append(c)
-        if len(batch) >= clicks_per_record:
-            del open_batches[c.curr]
-            yield record_key(c), encode_batch(batch), len(batch), batch[0].ts_ms
-    for batch in open_batches.values():
-        yield record_key(batch[0]), encode_batch(batch), len(batch), batch[0].ts_ms
+    for chunk in chunks_of(clicks):
+        recs = build_records(chunk, clicks_per_record, batch_wait_ms)
+        yield from zip(recs.keys, recs.values, recs.clicks.tolist(), recs.first_ts.tolist(), strict=True)
 
 
 class Pacer:
@@ -199,41 +209,97 @@ class Progress:
             self.stream.flush()
 
 
-def ensure_topic(settings: Settings, topic: str, partitions: int | None = None) -> bool:
-    """Create ``topic`` with ``partitions`` (default ``settings.topic_partitions``) if missing.
-
-    Idempotent; returns True if it created the topic. An existing topic is left as it is.
-    """
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    partitions = settings.topic_partitions if partitions is None else partitions
-    admin = KafkaAdminClient(bootstrap_servers=_bootstrap(settings), client_id="clickstream-producer-admin")
-    try:
-        if topic in set(admin.list_topics()):
-            return False
-        try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-        except TopicAlreadyExistsError:
-            return False
-        return True
-    finally:
-        admin.close()
-
-
-def _bootstrap(settings: Settings) -> list[str]:
-    bootstrap = settings.kafka_bootstrap
-    if not bootstrap:
-        raise ValueError("no Kafka bootstrap servers: set --kafka-bootstrap-servers or --stack local")
-    return bootstrap.split(",")
+def ensure_topic(settings: Settings, topic: str, partitions: int | None = None) -> None:
+    """``clickstream.topics.ensure_topics`` for one topic (``partitions`` default
+    ``settings.topic_partitions``); kept for existing callers."""
+    ensure_topics(settings, [topic], settings.topic_partitions if partitions is None else partitions)
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Any:
-    """A KafkaProducer with ``PRODUCER_CONFIG`` (``overrides`` win)."""
+    """A KafkaProducer with ``PRODUCER_CONFIG``, the settings' timeouts and client options
+    (``overrides`` win)."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=_bootstrap(settings), client_id="clickstream-producer",
-                         **{**PRODUCER_CONFIG, **overrides})
+    config = {**PRODUCER_CONFIG, "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,
+              "request_timeout_ms": min(30_000, settings.kafka_delivery_timeout_ms // 2),
+              "max_block_ms": settings.kafka_max_block_ms,
+              "bootstrap_timeout_ms": settings.kafka_max_block_ms,
+              **client_config(settings, KafkaProducer), **overrides}
+    return KafkaProducer(bootstrap_servers=bootstrap_servers(settings), client_id="clickstream-producer",
+                         **config)
+
+
+_is_done = attrgetter("is_done")
+_exception = attrgetter("exception")
+
+
+class _Ledger:
+    """The records handed to the client, in emission order, settled slice by slice (see
+    the module docstring): counts what was acknowledged and the first click that was not."""
+
+    def __init__(self, summary: SendSummary, wait_s: float) -> None:
+        self.summary = summary
+        self.wait_s = wait_s
+        self.pending: deque[tuple[int, np.ndarray, list[Any], int]] = deque()
+        self.pending_records = 0
+        self.pending_bytes = 0
+        self.handed_clicks = 0
+        self.first_error: BaseException | None = None
+
+    def add(self, clicks: np.ndarray, futures: list[Any], nbytes: int) -> None:
+        self.pending.append((self.handed_clicks, clicks, futures, nbytes))
+        self.handed_clicks += int(clicks.sum())
+        self.pending_records += len(futures)
+        self.pending_bytes += nbytes
+        self.summary.bytes += nbytes
+        while self.pending and (self.pending_records > MAX_PENDING_RECORDS
+                                or self.pending_bytes > MAX_PENDING_BYTES):
+            self._settle_oldest()
+
+    def settle_all(self) -> None:
+        while self.pending:
+            self._settle_oldest()
+
+    def _settle_oldest(self) -> None:
+        first_click, clicks, futures, nbytes = self.pending.popleft()
+        self.pending_records -= len(futures)
+        self.pending_bytes -= nbytes
+        if not all(map(_is_done, futures)):
+            for f in futures:
+                if not f.is_done:
+                    with contextlib.suppress(Exception):  # read back below, record by record
+                        f.get(self.wait_s)
+        summary = self.summary
+        if all(map(_is_done, futures)) and not any(map(_exception, futures)):
+            summary.sent_records += len(futures)
+            summary.sent_clicks += int(clicks.sum())
+            return
+        bad = np.array([i for i, f in enumerate(futures) if not f.is_done or f.exception is not None],
+                       np.intp)
+        bad_clicks = int(clicks[bad].sum())
+        summary.failed_records += len(bad)
+        summary.failed_clicks += bad_clicks
+        summary.sent_records += len(futures) - len(bad)
+        summary.sent_clicks += int(clicks.sum()) - bad_clicks
+        self.stop_at(first_click + int(clicks[:bad[0]].sum()))
+        for i in bad[:MAX_ERROR_SAMPLES].tolist():
+            f = futures[i]
+            exc = f.exception if f.is_done else TimeoutError(f"no answer within {self.wait_s:.0f} s")
+            if self.first_error is None:
+                self.first_error = exc
+            summary._error(f"record #{i} of the slice starting at click #{first_click:,} "
+                           f"({int(clicks[i])} click(s)) not acknowledged: {exc!r}")
+
+    def stop_at(self, click_index: int) -> None:
+        """No click at or after ``click_index`` counts as part of the acknowledged prefix."""
+        summary = self.summary
+        if summary.resume_click is None or click_index < summary.resume_click:
+            summary.resume_click = click_index
+
+    def finish(self) -> None:
+        summary = self.summary
+        if summary.resume_click is not None:
+            summary.acked_after_resume_clicks = summary.sent_clicks - summary.resume_click
 
 
 def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | None = None,
@@ -242,70 +308,90 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
                   total: int | None = None, batch_wait_ms: int = 1000,
                   create_topic: bool = True, producer: Any = None) -> SendSummary:
     """Send every click to ``topic`` (default ``settings.topic``); blocks until all are
-    acknowledged or failed. Creates the topic (``settings.topic_partitions``) if missing."""
-    from kafka.errors import KafkaError, KafkaTimeoutError
+    acknowledged, else raises ``SendError`` with the exact ``summary`` (module docstring).
+    Creates the topic and ``settings.dead_letter_topic`` if missing (``create_topic``)."""
+    from kafka.errors import KafkaError
 
     topic = topic or settings.topic
     if create_topic:
-        ensure_topic(settings, topic, settings.topic_partitions)
-    own = producer is None
-    producer = make_producer(settings) if own else producer
+        ensure_topics(settings, [topic, settings.dead_letter_topic], settings.topic_partitions)
     summary = SendSummary()
+    wait_s = settings.kafka_delivery_timeout_ms / 1000 + 10
+    ledger = _Ledger(summary, wait_s)
     pacer = Pacer(rate_per_s, speedup)
     bar = Progress(progress, total)
+    where = f"Kafka at {settings.kafka_bootstrap}, topic {topic}"
     t0 = time.perf_counter()
-
-    def failed(exc: BaseException, n: int) -> None:
-        summary.failed_records += 1
-        summary.failed_clicks += n
-        message = f"record of {n} click(s) to {topic} failed: {exc!r}"
-        if summary.failed_records <= MAX_ERROR_SAMPLES:
-            log.error("%s", message)
-        summary._error(message)
-
-    def failed_one(exc: BaseException) -> None:
-        failed(exc, 1)
-
-    send = producer.send
-    sent_records = sent_clicks = 0
     t_first: float | None = None
+    stopped: BaseException | None = None
+    own = producer is None
     try:
-        for key, value, n, ts_ms in records(clicks, clicks_per_record, batch_wait_ms):
+        try:
+            producer = make_producer(settings) if own else producer
+            partitions = np.array(sorted(producer.partitions_for(topic)), np.int64)
+        except KafkaError as exc:
+            ledger.stop_at(0)
+            raise SendError(f"{where}: nothing sent, the broker is unreachable or the topic "
+                            f"has no metadata: {exc!r}", summary) from None
+        send = producer.send
+        for chunk in chunks_of(clicks):
+            recs = build_records(chunk, clicks_per_record, batch_wait_ms)
             if t_first is None:
                 t_first = time.perf_counter()
-            if pacer.active:
-                pacer.wait(sent_clicks, ts_ms)
-            for attempt in range(QUEUE_RETRIES + 1):
-                try:
-                    future = send(topic, key=key, value=value)
-                    break
-                except KafkaTimeoutError as exc:
-                    if attempt == QUEUE_RETRIES:
-                        failed(exc, n)
-                        future = None
-            if future is not None:
-                if n == 1:  # no functools.partial in the common case (once per record)
-                    future.add_errback(failed_one)
-                else:
-                    future.add_errback(failed, n)
-                sent_records += 1
-                sent_clicks += n
-                summary.bytes += len(key) + len(value)
-            if sent_records & 1023 == 0:
-                bar.update(sent_clicks - summary.failed_clicks, summary.failed_clicks)
-        producer.flush()
-    except KafkaError as exc:
-        raise RuntimeError(f"Kafka producer to {topic} stopped: {exc}") from exc
+            part = partitions[murmur2_partitions(recs.unique_keys, len(partitions))][recs.key_index].tolist()
+            stopped = _hand_over(recs, part, topic, send, pacer, ledger, bar)
+            if stopped is not None or ledger.first_error is not None:
+                break
+        with contextlib.suppress(KafkaError):  # what did not make it shows in the futures
+            producer.flush(timeout=wait_s)
+        ledger.settle_all()
     finally:
-        if own:
-            producer.close()
-    summary.sent_records = sent_records - summary.failed_records
-    summary.sent_clicks = sent_clicks - summary.failed_clicks
+        if own and producer is not None:
+            producer.close(timeout=5)
+    if stopped is not None:
+        ledger.stop_at(ledger.handed_clicks)
+    ledger.finish()
     t_end = time.perf_counter()
     summary.elapsed_s = t_end - t0
     summary.sending_s = t_end - (t0 if t_first is None else t_first)
     bar.close(summary.sent_clicks, summary.failed_clicks)
+    cause = ledger.first_error or stopped
+    if cause is not None or summary.resume_click is not None:
+        raise SendError(f"{where}: replay stopped, a record was not acknowledged ({cause!r}); "
+                        f"{summary.line()}", summary)
     return summary
+
+
+def _hand_over(recs: Records, partition: list[int], topic: str, send: Any, pacer: Pacer,
+               ledger: _Ledger, bar: Progress) -> BaseException | None:
+    """Hand one chunk's records to the client slice by slice; the error that stopped it."""
+    from kafka.errors import KafkaError
+
+    counts = recs.clicks
+    for lo in range(0, len(recs), SLICE_RECORDS):
+        hi = min(lo + SLICE_RECORDS, len(recs))
+        values, keys = recs.values[lo:hi], recs.keys[lo:hi]
+        futures: list[Any] = []
+        stopped: BaseException | None = None
+        try:
+            if pacer.active:
+                done = ledger.handed_clicks
+                for i, (n, ts_ms) in enumerate(zip(counts[lo:hi].tolist(), recs.first_ts[lo:hi].tolist(),
+                                                   strict=True)):
+                    pacer.wait(done, ts_ms)
+                    futures.append(send(topic, values[i], keys[i], None, partition[lo + i]))
+                    done += n
+            else:  # no Python-level step per record on our side
+                futures.extend(map(send, repeat(topic), values, keys, repeat(None), partition[lo:hi]))
+        except KafkaError as exc:
+            stopped = exc
+        handed = len(futures)
+        ledger.add(counts[lo:lo + handed], futures,
+                   sum(map(len, values[:handed])) + sum(map(len, keys[:handed])))
+        bar.update(ledger.handed_clicks, ledger.summary.failed_clicks)
+        if stopped is not None or ledger.first_error is not None:
+            return stopped
+    return None
 
 
 def send_to_memory(clicks: Iterable[Click], memory_topic: MemoryTopic, *, clicks_per_record: int = 1,

@@ -78,3 +78,32 @@ def test_every_subcommand_help_names_env_vars() -> None:
             if action.option_strings and action.dest not in ("help",) and action.default is None \
                     and action.dest.replace("-", "_") in Settings.__dataclass_fields__:
                 assert f"CLICKSTREAM_{action.dest.upper()}" in (action.help or ""), (name, action.dest)
+
+
+def test_kafka_topic_and_client_settings_from_env() -> None:
+    env = {"CLICKSTREAM_KAFKA_REPLICATION_FACTOR": "3", "CLICKSTREAM_KAFKA_MIN_INSYNC_REPLICAS": "2",
+           "CLICKSTREAM_KAFKA_CLIENT_OPTIONS":
+               "security_protocol=SASL_SSL, sasl_mechanism=PLAIN,sasl_plain_username=u,"
+               "sasl_plain_password=s3cret=x"}
+    s = Settings.from_sources({}, env)
+    assert (s.kafka_replication_factor, s.kafka_min_insync_replicas) == (3, 2)
+    assert dict(s.kafka_client_options.items()) == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_plain_username": "u",
+        "sasl_plain_password": "s3cret=x"}
+    for text in (repr(s), str(s.kafka_client_options), repr(s.redacted())):
+        assert "s3cret" not in text and "SASL_SSL" not in text
+    assert "sasl_plain_password=***" in repr(s)
+    assert Settings().kafka_client_options.items() == () and Settings().kafka_replication_factor == 1
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CLICKSTREAM_KAFKA_MIN_INSYNC_REPLICAS": "2"}, "kafka_min_insync_replicas: 2 is more than"),
+    ({"CLICKSTREAM_KAFKA_REPLICATION_FACTOR": "0"}, "kafka_replication_factor: 0 must be at least 1"),
+    ({"CLICKSTREAM_KAFKA_CLIENT_OPTIONS": "sasl_plain_password"},
+     "CLICKSTREAM_KAFKA_CLIENT_OPTIONS: option 1"),
+    ({"CLICKSTREAM_KAFKA_CLIENT_OPTIONS": "a=hunter2,a=hunter2"}, "option a is given twice"),
+])
+def test_bad_kafka_settings_name_the_setting_never_the_value(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as info:
+        Settings.from_sources({}, env)
+    assert "hunter2" not in str(info.value)

@@ -100,3 +100,31 @@ def test_spike_adds_clicks_in_its_window() -> None:
     picked = list(expand_clicks(ROWS, seed=1, span_s=60, spike=Spike(10, 5, 50, count=2)))
     spiked = {c.curr for c in picked if c.click_id >> 32 >= len(ROWS)}
     assert len(spiked) in (1, 2) and spiked <= {r.curr for r in ROWS}
+
+
+def test_titles_with_nul_and_separators_come_back_exactly() -> None:
+    """#17: rows were spooled joined by NUL, so ``Foo\\x00Bar`` shifted the fields."""
+    rows = [DumpRow("Foo\x00Bar", "link", "link", 2), DumpRow("\x00", "a\x00\x00b", "other", 1),
+            DumpRow("É\t\n", "€", "external", 1), DumpRow("x", "y", "link", 0)]
+    clicks = list(expand_clicks(rows, seed=1, span_s=60))
+    got = Counter((c.prev, c.curr, c.link_type) for c in clicks)
+    assert got == Counter({("Foo\x00Bar", "link", "link"): 2, ("\x00", "a\x00\x00b", "other"): 1,
+                           ("É\t\n", "€", "external"): 1})
+    for c in clicks:
+        assert rows[c.click_id >> 32][:3] == (c.prev, c.curr, c.link_type)
+
+
+def test_chunks_are_the_clicks_as_columns() -> None:
+    clicks = list(expand_clicks(ROWS, seed=5, limit=4_000))
+    chunks = list(expand_clicks(ROWS, seed=5, limit=4_000).chunks())
+    assert [c for chunk in chunks for c in chunk.clicks()] == clicks
+    assert sum(len(chunk) for chunk in chunks) == 4_000
+
+
+def test_spilled_spool_gives_the_same_clicks(monkeypatch: pytest.MonkeyPatch) -> None:
+    held = list(expand_clicks(ROWS, seed=9, jitter_ms=300))
+    monkeypatch.setattr(expand, "SPILL_BYTES", 100)  # every chunk of rows goes to the slice files
+    monkeypatch.setattr(expand, "CHUNK_ROWS", 2)
+    spilled = list(expand_clicks(ROWS, seed=9, jitter_ms=300))
+    assert len(spilled) == sum(r.n for r in ROWS)
+    assert Counter(c.click_id for c in spilled) == Counter(c.click_id for c in held)

@@ -90,7 +90,7 @@ def test_corrupted_copy_reports_lines_and_counts(shared_data_dir: Path, tmp_path
     assert all(name == str(path) for name, _, _ in report.samples)
     reasons = {line: reason for _, line, reason in report.samples}
     assert "6 tab-separated fields" in reasons[5]
-    assert "not an integer" in reasons[100]
+    assert "not a count" in reasons[100]
     assert "bogus" in reasons[2000]
     assert "UTF-8" in reasons[7777]
 
@@ -109,3 +109,54 @@ def test_forced_layout_mismatch_counts_every_line(tmp_path: Path) -> None:
     assert report.malformed == 2
     with pytest.raises(ValueError, match="layout"):
         list(read_dump(path, layout="2016"))
+
+
+@pytest.mark.parametrize("n_text", ["1_000", " +12 ", "+12", "-3", "12 ", "١٢", "²", "0x10", "1e3", "",
+                                    "4294967296", "99999999999999999999"])
+def test_counts_must_be_plain_ascii_digits(tmp_path: Path, n_text: str) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text(f"A\tB\tlink\t7\nA\tC\tlink\t{n_text}\n", encoding="utf-8")
+    report = ReadReport()
+    assert list(read_dump(path, layout="2017", report=report)) == [DumpRow("A", "B", "link", 7)]
+    assert report.malformed == 1 and report.samples[0][:2] == (str(path), 2)
+    assert "n " in report.samples[0][2]
+
+
+def test_largest_count_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text("A\tB\tlink\t4294967295\nA\tB\tlink\t0007\n", encoding="utf-8")
+    assert [r.n for r in read_dump(path, layout="2017")] == [4_294_967_295, 7]
+
+
+@pytest.mark.parametrize("title", ["Foo\x00Bar", "Foo\x01", "\x7fX", "a\x85b", "tab\x0bbed", "cr\rx"])
+def test_control_characters_in_titles_are_malformed_not_shifted(tmp_path: Path, title: str) -> None:
+    """#17: ``Foo\\x00Bar  link  link  2`` once became prev="Foo", curr="Bar"."""
+    path = tmp_path / "d.tsv"
+    path.write_bytes(f"{title}\tlink\tlink\t2\nA\t{title}\tlink\t3\nA\tB\tlink\t4\n".encode())
+    report = ReadReport()
+    assert list(read_dump(path, layout="2017", report=report)) == [DumpRow("A", "B", "link", 4)]
+    assert [(line, reason.split(" title")[0]) for _, line, reason in report.samples] == [
+        (1, "prev"), (2, "curr")]
+    assert all("control character" in reason for _, _, reason in report.samples)
+    with pytest.raises(DumpFormatError, match=rf"{path}:1: prev title has control character"):
+        list(read_dump(path, layout="2017", strict=True))
+
+
+def test_csv_bad_bytes_and_nul_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b",prev,curr,type,n\n0,A,B,link,3\n1,\xff,B,link,3\n2,\"Foo\x00Bar\",B,link,2\n"
+                     b"3,A,B,link,1_0\n4,C,D,other,5\n")
+    report = ReadReport()
+    rows = list(read_dump(path, report=report))
+    assert rows == [DumpRow("A", "B", "link", 3), DumpRow("C", "D", "other", 5)]
+    assert [line for _, line, _ in report.samples] == [3, 4, 5]
+    assert "UTF-8" in report.samples[0][2] and "control character" in report.samples[1][2]
+
+
+def test_truncated_gzip_names_file_and_line(tmp_path: Path) -> None:
+    body = "".join(f"A{i}\tB\tlink\t{i}\n" for i in range(20_000)).encode()
+    path = tmp_path / "cut.tsv.gz"
+    data = gzip.compress(body)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DumpFormatError, match=rf"{path}:\d+: the dump cannot be read further"):
+        list(read_dump(path))
