@@ -122,10 +122,8 @@ class Settings:
     dead_letter_topic: str = _opt("clicks-dead-letter", "topic of rejected records", "kafka")
     topic_partitions: int = _opt(4, "partitions of a topic created by us", "kafka")
     consumer_group: str = _opt("clickstream-pipeline", "consumer group of the pipeline", "kafka")
-<<<<<<< HEAD
     pipeline_name: str = _opt("", "the pipeline's id, which keys its rows in the streaming tables and "
                               "its checkpoints (default: <consumer_group>/<topic>)", "kafka")
-=======
     kafka_replication_factor: int = _opt(1, "replication factor of topics created by us (clicks, "
                                          "dead letters); at most the number of brokers", "kafka")
     kafka_min_insync_replicas: int = _opt(
@@ -140,7 +138,6 @@ class Settings:
         "replay stops with a report of what was acknowledged", "kafka")
     kafka_max_block_ms: int = _opt(60_000, "how long the producer and topic creation wait for an "
                                    "unreachable broker before the replay stops", "kafka")
->>>>>>> producer
 
     # -- store ---------------------------------------------------------------------------
     store: str = _opt("", "store backend: 'embedded' (SQLite) or 'cassandra'; empty: by stack",

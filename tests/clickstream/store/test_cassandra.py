@@ -28,12 +28,13 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
     from clickstream.store.embedded import EmbeddedStore
 
     embedded = EmbeddedStore(tmp_path / "s.sqlite")
-    rows = [{"window_ms": 1000, "day": unique_name, "window_start_ms": t, "clicks": t // 10,
-             "late_clicks": t % 3, "written_ms": 5} for t in range(0, 50_000, 1000)]
+    rows = [{"pipeline": "p", "window_ms": 1000, "day": unique_name, "window_start_ms": t,
+             "clicks": t // 10, "late_clicks": t % 3, "written_ms": 5, "cycle": 1}
+            for t in range(0, 50_000, 1000)]
     for store in (cassandra_store, embedded):
         store.upsert("window_totals", rows)
         store.upsert("window_totals", rows[:5])
-    part = {"window_ms": 1000, "day": unique_name}
+    part = {"pipeline": "p", "window_ms": 1000, "day": unique_name}
     for kwargs in ({}, {"limit": 7}, {"start": 10_000, "end": 20_000}):
         assert cassandra_store.select("window_totals", part, **kwargs) == \
             embedded.select("window_totals", part, **kwargs)

@@ -14,19 +14,20 @@ def store(tmp_path):
 
 
 def test_upsert_is_idempotent_by_primary_key(store: EmbeddedStore) -> None:
-    rows = [("destination", 60_000, 0, "A", 3), ("destination", 60_000, 0, "B", 5)]
+    rows = [("p", "destination", 60_000, 0, "A", 3), ("p", "destination", 60_000, 0, "B", 5)]
     store.upsert("window_counts", rows)
     store.upsert("window_counts", rows)
-    store.upsert("window_counts", [("destination", 60_000, 0, "A", 4)])
-    got = store.select("window_counts", {"metric": "destination", "window_ms": 60_000, "window_start_ms": 0})
+    store.upsert("window_counts", [("p", "destination", 60_000, 0, "A", 4)])
+    got = store.select("window_counts", {"pipeline": "p", "metric": "destination", "window_ms": 60_000,
+                                         "window_start_ms": 0})
     assert [(r["key"], r["clicks"]) for r in got] == [("A", 4), ("B", 5)]
 
 
 def test_select_orders_bounds_and_limits(store: EmbeddedStore) -> None:
     store.upsert("window_totals", [
-        {"window_ms": 1000, "day": "2015-02-01", "window_start_ms": t, "clicks": t, "late_clicks": 0,
-         "written_ms": 1} for t in range(0, 10_000, 1000)])
-    part = {"window_ms": 1000, "day": "2015-02-01"}
+        {"pipeline": "p", "window_ms": 1000, "day": "2015-02-01", "window_start_ms": t, "clicks": t,
+         "late_clicks": 0, "written_ms": 1, "cycle": 1} for t in range(0, 10_000, 1000)])
+    part = {"pipeline": "p", "window_ms": 1000, "day": "2015-02-01"}
     newest = store.select("window_totals", part, limit=3)
     assert [r["window_start_ms"] for r in newest] == [9000, 8000, 7000]
     bounded = store.select("window_totals", part, start=2000, end=5000)
