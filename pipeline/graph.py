@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 from dask.distributed import Client, LocalCluster
 from streamz.dask import DaskStream
 
@@ -68,6 +69,7 @@ from pipeline.worker import BatchTask, Partial, now_ms, process_batch
 log = logging.getLogger("pipeline")
 
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
+LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
 T = TypeVar("T")
 
 
@@ -100,6 +102,46 @@ class RunSummary:
     elapsed_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class PipelineProgress:
+    """A pipeline's progress now (``Pipeline.progress()``); times in seconds, ms where named.
+
+    ``lag_records``: per partition, the end offset seen when the last cycle was planned minus
+    the next offset to read. ``latency_p50_ms`` / ``latency_p99_ms``: from a record's append
+    to the log to the store write that holds its clicks (running or final window totals),
+    over a sample of up to 64 records per task of the last cycles; None before the first.
+    """
+
+    pipeline_id: str
+    status: str
+    cycles: int
+    records: int
+    clicks: int
+    late_clicks: int
+    dead_letters: int
+    consumed_offsets: dict[int, int]
+    lag_records: dict[int, int]
+    watermark_ms: int
+    max_event_ms: int
+    cycle_s: float
+    store_write_s: float
+    archive_write_s: float
+    checkpoint_s: float
+    checkpoints: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+
+@dataclass
+class _Finished:
+    """A cycle merged on the driver whose rows are not written yet."""
+
+    cycle: int
+    rows: WindowRows
+    metrics: CycleMetrics | None
+    append_sample: list[int] = field(default_factory=list)
+
+
 @dataclass
 class _RunState:
     """What the loop carries between cycles; ``snapshot()`` is what a checkpoint saves."""
@@ -111,7 +153,8 @@ class _RunState:
     watermark_ms: int
     replay: deque[CyclePlan]
     summary: RunSummary = field(default_factory=RunSummary)
-    pending: list[tuple[int, WindowRows, CycleMetrics | None]] = field(default_factory=list)
+    pending: list[_Finished] = field(default_factory=list)
+    lag_records: dict[int, int] = field(default_factory=dict)
     last_checkpoint_s: float = 0.0
     checkpointed_cycle: int = -1
 
@@ -157,6 +200,9 @@ class Pipeline:
         self._stop = threading.Event()
         self._consumed: dict[int, int] = {}
         self._status = "starting"
+        self._run: _RunState | None = None
+        self._timings = {"cycle_s": 0.0, "store_write_s": 0.0, "archive_write_s": 0.0, "checkpoint_s": 0.0}
+        self._latencies_ms: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self._partials: dict[tuple[int, int], Partial] = {}
         self._arrivals = threading.Condition()
         self.stream = DaskStream(asynchronous=False)
@@ -232,6 +278,21 @@ class Pipeline:
         """``running``, ``idle``, ``waiting for <server>: <error>`` or ``stopped``."""
         return self._status
 
+    def progress(self) -> PipelineProgress:
+        """Counters, lag, watermark, phase timings and latency of the current (or last) run."""
+        run = self._run
+        summary = run.summary if run else RunSummary()
+        latencies = np.asarray(self._latencies_ms, dtype=np.float64)
+        p50, p99 = ((float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)))
+                    if latencies.size else (None, None))
+        return PipelineProgress(
+            self.pipeline_id, self._status, summary.cycles, summary.records, summary.clicks,
+            summary.late_clicks, summary.dead_letters, dict(self._consumed),
+            dict(run.lag_records) if run else {}, run.watermark_ms if run else 0,
+            max(run.max_ts.values(), default=0) if run else 0, self._timings["cycle_s"],
+            self._timings["store_write_s"], self._timings["archive_write_s"], self._timings["checkpoint_s"],
+            summary.checkpoints, p50, p99)
+
     # -- the loop ------------------------------------------------------------------------
     def run(self, *, until_idle_s: float | None = None, max_clicks: int | None = None,
             cycle_timeout_s: float = 600.0) -> RunSummary:
@@ -239,7 +300,7 @@ class Pipeline:
         per cycle; the last cycle is cut to about the remainder) or the in-process topic
         closed and read. Then finalize every open window, flush, checkpoint, commit. Blocks."""
         t0 = time.monotonic()
-        run = self._restore()
+        run = self._run = self._restore()
         idle_since = time.monotonic()
         while not self._stop.is_set():
             remaining = None if max_clicks is None else max_clicks - run.summary.clicks
@@ -273,7 +334,7 @@ class Pipeline:
         """
         self._flush(run, checkpoint=True)
         rows = run.state.finalize_all()
-        run.pending.append((run.cycle, rows, None))
+        run.pending.append(_Finished(run.cycle, rows, None))
         run.checkpointed_cycle = run.cycle  # what finalize_all did is not to be checkpointed
         self._flush(run, checkpoint=False)
         self._status = "stopped"
@@ -412,7 +473,11 @@ class Pipeline:
         state, summary = run.state, run.summary
         late = dead = clicks = 0
         oldest = newest = None
+        sample: list[int] = []
+        archive_s = 0.0
         for part in sorted(partials, key=lambda p: (p.partition, p.start_offset)):
+            sample += part.append_sample
+            archive_s += part.archive_s
             state.add_counts(part.counts)
             state.add_late(part.late)
             for record, reason in part.dead:
@@ -430,6 +495,8 @@ class Pipeline:
                 newest = part.newest_append_ms if newest is None else max(newest, part.newest_append_ms)
         for p, (_, end) in plan.ranges.items():
             run.next_offsets[p] = end
+        run.lag_records = {p: max(0, plan.end_offsets.get(p, 0) - run.next_offsets[p])
+                           for p in run.next_offsets}
         active = [run.max_ts[p] for p in run.max_ts if run.next_offsets[p] < plan.end_offsets.get(p, 0)]
         if not active:
             active = list(run.max_ts.values())
@@ -441,7 +508,9 @@ class Pipeline:
         elapsed = max(time.monotonic() - started, 1e-6)
         metrics = CycleMetrics(now, clicks, clicks / elapsed, now - newest if newest is not None else 0,
                                now - oldest if oldest is not None else 0, late, dead, state.finalized_ms)
-        run.pending.append((plan.cycle, rows, metrics))
+        run.pending.append(_Finished(plan.cycle, rows, metrics, sample))
+        self._timings["cycle_s"] = time.monotonic() - started
+        self._timings["archive_write_s"] = archive_s
         summary.cycles += 1
         summary.clicks += clicks
         summary.late_clicks += late
@@ -453,18 +522,25 @@ class Pipeline:
         state = run.state
         if run.pending:
             self._retry("dead letters", self.dead_letter.flush)
-            for cycle, rows, metrics in run.pending:
+            sample: list[int] = []
+            for done in run.pending:
                 unknown = list(state.unknown_final())
                 stored = (self._retry("store", lambda u=unknown: self.store_sink.stored_totals(u))
                           if unknown else {})
-                self.store_sink.add(rows, state.take_late_rewrites(stored, cycle), cycle)
-                if metrics is not None:
-                    self.metrics.add(metrics)
+                self.store_sink.add(done.rows, state.take_late_rewrites(stored, done.cycle), done.cycle)
+                if done.metrics is not None:
+                    self.metrics.add(done.metrics)
+                sample += done.append_sample
+            self.store_sink.add_running(state.open_totals(), run.cycle)
             now = now_ms()
             self.store_sink.add_rows("pipeline_state", [(self.pipeline_id, self.source.topic,
                                                          state.finalized_ms, now)])
             self.store_sink.add_rows("pipeline_registry", [("all", self.pipeline_id, self.source.topic, now)])
+            t0 = time.monotonic()
             run.summary.rows_written += self._retry("store", self.store_sink.flush)
+            self._timings["store_write_s"] = time.monotonic() - t0
+            written_ms = now_ms()
+            self._latencies_ms.extend(written_ms - t for t in sample)
             run.pending.clear()
         due = time.monotonic() - run.last_checkpoint_s >= self.settings.checkpoint_interval_s
         if (checkpoint or due) and run.checkpointed_cycle != run.cycle and not run.replay:
@@ -480,7 +556,9 @@ class Pipeline:
             "dead_letter": self._retry("dead letters", self.dead_letter.position),
             "topic": self.source.topic,
         }, tables)
+        t0 = time.monotonic()
         self._retry("checkpoints", lambda: self.checkpoints.save(snapshot))
+        self._timings["checkpoint_s"] = time.monotonic() - t0
         self._retry("kafka", lambda: self.source.commit(dict(run.next_offsets)))
         run.checkpointed_cycle = run.cycle
         run.last_checkpoint_s = time.monotonic()

@@ -16,6 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.operators.aggregate import (
@@ -66,10 +67,13 @@ class Partial:
     archived: list[str] = field(default_factory=list)
     oldest_append_ms: int | None = None
     newest_append_ms: int | None = None
+    append_sample: list[int] = field(default_factory=list)  # <= SAMPLE append times, spread evenly
+    archive_s: float = 0.0
     error: str | None = None
     retryable: bool = False
 
 
+SAMPLE = 64  # append times a partial carries back, for the append -> store latency
 # Errors of the servers a task talks to (Kafka, HDFS): the driver waits and retries them.
 RETRYABLE = (OSError, TimeoutError, ConnectionError)
 
@@ -104,8 +108,9 @@ def _process(task: BatchTask, out: Partial) -> None:
     out.records = len(batch)
     if not len(batch):
         return
-    out.oldest_append_ms = int(batch.timestamps_ms.min())
-    out.newest_append_ms = int(batch.timestamps_ms.max())
+    stamps = np.sort(batch.timestamps_ms)
+    out.oldest_append_ms, out.newest_append_ms = int(stamps[0]), int(stamps[-1])
+    out.append_sample = stamps[np.linspace(0, len(stamps) - 1, min(len(stamps), SAMPLE)).astype(int)].tolist()
     decoded = decode_values(batch.values)
     out.dead = [(batch.record(i), reason) for i, reason in decoded.dead]
     clicks = decoded.clicks
@@ -125,7 +130,9 @@ def _process(task: BatchTask, out: Partial) -> None:
     archive = ArchiveSink(task.archive_url, task.topic)
     archive.add(task.partition, int(batch.offsets[0]), int(batch.offsets[-1]),
                 clicks.append_column("late", pa.array(late)))
+    t0 = time.perf_counter()
     out.archived = archive.flush()
+    out.archive_s = time.perf_counter() - t0
 
 
 def now_ms() -> int:

@@ -197,7 +197,7 @@ def _reconcile_totals(store: Store, pipeline: str, totals: pd.DataFrame, hours: 
                                      "recounted": getattr(want, name)})
         fixes.append({"pipeline": pipeline, "window_ms": window_ms, "day": day_of(start),
                       "window_start_ms": start, **want._asdict(), "written_ms": now_ms,
-                      "cycle": cycles.get(key, 0)})
+                      "cycle": cycles.get(key, 0), "final": 1})
     store.upsert("window_totals", fixes)
     report.windows_compared += len(set(recounted) | set(streamed))
     starts: dict[int, set[int]] = defaultdict(set)

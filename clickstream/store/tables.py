@@ -20,6 +20,9 @@ each other's rows:
   final and written (what the dashboard shows as the watermark).
 - ``pipeline_registry``: every pipeline that wrote (``scope = 'all'``), newest update per
   pipeline, so a reader can list them and pick one.
+- ``window_totals.final``: 1 once the watermark passed the window's end; 0 for the
+  running totals of an open tumbling window, rewritten every cycle (early results: a
+  click is in the store within a cycle, not only when its window closes).
 - ``window_totals.cycle``: the pipeline cycle that wrote the row (a cycle run again after
   a crash recognises its own late-click rewrite and does not add it twice).
 
@@ -89,7 +92,8 @@ WINDOW_TOPN = _table("window_topn", "pipeline:text metric:text window_ms:bigint 
 KEY_SERIES = _table("key_series", "pipeline:text metric:text window_ms:bigint key:text",
                     "window_start_ms:bigint", "clicks:bigint")
 WINDOW_TOTALS = _table("window_totals", "pipeline:text window_ms:bigint day:text", "window_start_ms:bigint",
-                       "clicks:bigint late_clicks:bigint written_ms:bigint cycle:bigint", desc=True)
+                       "clicks:bigint late_clicks:bigint written_ms:bigint cycle:bigint final:int",
+                       desc=True)
 TRENDING = _table("trending", "pipeline:text window_ms:bigint window_start_ms:bigint", "rank:int",
                   "key:text clicks:bigint baseline:double lift:double")
 PIPELINE_METRICS = _table("pipeline_metrics", "pipeline:text day:text", "ts_ms:bigint",

@@ -258,6 +258,20 @@ class WindowState:
             del self.final_totals[key]
         return rows
 
+    def open_totals(self) -> list[TotalsRow]:
+        """Running totals of the open tumbling windows (on-time clicks so far, late so far)."""
+        if not self._frames:
+            return []
+        if len(self._frames) > 1:
+            merged = pd.concat(self._frames, ignore_index=True)
+            merged = merged.groupby(COUNT_COLUMNS[:-1], sort=False, as_index=False)["clicks"].sum()
+            self._frames = [merged]
+        frame = self._frames[0]
+        by_type = frame[frame["metric"] == METRIC_LINK_TYPE]
+        totals = by_type.groupby(["window_ms", "window_start_ms"], sort=True)["clicks"].sum()
+        return [TotalsRow(int(w), int(s), int(c), self._open_late.get((int(w), int(s)), 0))
+                for (w, s), c in totals.items()]
+
     def finalize_all(self) -> WindowRows:
         """Close every open window (clean stop); ``finalized_ms`` becomes the latest end closed."""
         rows = self.finalize(2**62)

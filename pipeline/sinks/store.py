@@ -32,13 +32,20 @@ class StoreSink:
         now_ms = int(time.time() * 1000)
         p = self.pipeline_id
         self._put("window_totals", [(p, t.window_ms, day_of(t.window_start_ms), t.window_start_ms,
-                                     t.clicks, t.late_clicks, now_ms, cycle)
+                                     t.clicks, t.late_clicks, now_ms, cycle, 1)
                                     for t in [*rows.totals, *late_rewrites]])
         self._put("window_topn", [(p, *r) for r in rows.topn])
         self._put("window_counts", [(p, *r) for r in rows.counts])
         self._put("key_series", [(p, r.metric, r.window_ms, r.key, r.window_start_ms, r.clicks)
                                  for r in rows.counts])
         self._put("trending", [(p, *r) for r in rows.trending])
+
+    def add_running(self, totals: Sequence[TotalsRow], cycle: int) -> None:
+        """Running totals of open windows (``final = 0``); the final row overwrites them."""
+        now_ms = int(time.time() * 1000)
+        self._put("window_totals", [(self.pipeline_id, t.window_ms, day_of(t.window_start_ms),
+                                     t.window_start_ms, t.clicks, t.late_clicks, now_ms, cycle, 0)
+                                    for t in totals])
 
     def add_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         """Rows of another table, in its column order (metrics, pipeline state)."""

@@ -119,7 +119,7 @@ class Feeder:
         self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 1000, "day": day,
                                              "window_start_ms": start, "clicks": clicks_of(start),
                                              "late_clicks": start // 1000 % 3, "written_ms": now_ms,
-                                             "cycle": 1}])
+                                             "cycle": 1, "final": 1}])
         end = start + 1000
         if end % windows.TRENDING_WINDOW_MS == 0:
             self._close_ten_seconds(end - windows.TRENDING_WINDOW_MS, now_ms)
@@ -136,7 +136,7 @@ class Feeder:
         total = sum(clicks_of(s + i * 1000) for i in range(10))
         self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 10_000, "day": day,
                                              "window_start_ms": s, "clicks": total, "late_clicks": 0,
-                                             "written_ms": now_ms, "cycle": 1}])
+                                             "written_ms": now_ms, "cycle": 1, "final": 1}])
         rows: list[dict[str, Any]] = []
         for rank, key in enumerate(trending_keys(s), start=1):
             rows.append({"pipeline": PIPELINE, "window_ms": windows.TRENDING_WINDOW_MS,

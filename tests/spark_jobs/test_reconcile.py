@@ -24,7 +24,7 @@ def _write_streaming_tables(settings: Settings, clicks: pd.DataFrame) -> None:
     try:
         store.upsert("window_totals", [
             {"pipeline": settings.pipeline_id, "window_ms": w, "day": day, "window_start_ms": s,
-             "clicks": c, "late_clicks": late, "written_ms": 1, "cycle": 1}
+             "clicks": c, "late_clicks": late, "written_ms": 1, "cycle": 1, "final": 1}
             for (w, day, s), (c, late) in window_totals(clicks).items()])
         store.upsert("window_counts", [
             {"pipeline": settings.pipeline_id, "metric": m, "window_ms": w, "window_start_ms": s,
@@ -56,7 +56,8 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     try:
         store.upsert("window_totals", [{"pipeline": settings.pipeline_id, "window_ms": 1_000,
                                         "day": "2015-02-01", "window_start_ms": second,
-                                        "clicks": 999, "late_clicks": 0, "written_ms": 1, "cycle": 1}])
+                                        "clicks": 999, "late_clicks": 0, "written_ms": 1, "cycle": 1,
+                                        "final": 1}])
         store.upsert("window_counts", [
             {"pipeline": settings.pipeline_id, "metric": metric, "window_ms": w, "window_start_ms": start,
              "key": key, "clicks": n + 5},

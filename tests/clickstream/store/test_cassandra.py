@@ -29,7 +29,7 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
 
     embedded = EmbeddedStore(tmp_path / "s.sqlite")
     rows = [{"pipeline": "p", "window_ms": 1000, "day": unique_name, "window_start_ms": t,
-             "clicks": t // 10, "late_clicks": t % 3, "written_ms": 5, "cycle": 1}
+             "clicks": t // 10, "late_clicks": t % 3, "written_ms": 5, "cycle": 1, "final": 1}
             for t in range(0, 50_000, 1000)]
     for store in (cassandra_store, embedded):
         store.upsert("window_totals", rows)

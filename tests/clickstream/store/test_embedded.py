@@ -26,7 +26,7 @@ def test_upsert_is_idempotent_by_primary_key(store: EmbeddedStore) -> None:
 def test_select_orders_bounds_and_limits(store: EmbeddedStore) -> None:
     store.upsert("window_totals", [
         {"pipeline": "p", "window_ms": 1000, "day": "2015-02-01", "window_start_ms": t, "clicks": t,
-         "late_clicks": 0, "written_ms": 1, "cycle": 1} for t in range(0, 10_000, 1000)])
+         "late_clicks": 0, "written_ms": 1, "cycle": 1, "final": 1} for t in range(0, 10_000, 1000)])
     part = {"pipeline": "p", "window_ms": 1000, "day": "2015-02-01"}
     newest = store.select("window_totals", part, limit=3)
     assert [r["window_start_ms"] for r in newest] == [9000, 8000, 7000]
