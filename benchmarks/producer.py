@@ -8,13 +8,17 @@
   baseline is the dump's size on disk (what reading it whole would cost at least).
   A second child expands a 1M-row dump (``fraction=0.05``, first 200k clicks) and
   reports its peak RSS too.
-- throughput, one click per record: ``send_to_kafka`` (reading a dump file, expanding,
-  encoding, sending) vs a bare kafka-python loop sending pre-encoded records with the
-  same producer settings, and the original platform's loop (``json.dumps`` one message
-  per row, ``producer.send`` with default settings). Rounds are interleaved and the best
-  round of each is kept, because the 2-core machine is shared. Target >= 0.9x bare.
-- throughput with batch records (``clicks_per_record=10``, ``batch_wait_ms=60000``) vs the
-  bare loop.
+- throughput, one click per record (#16 targets): ``send_to_kafka`` (reading a dump file,
+  expanding, encoding, sending, counting acknowledgements) in records/s vs a plain
+  kafka-python send loop over pre-encoded records with the same client settings
+  (``make_producer``), in the same run: target >= 0.9x the plain loop AND >= 40,000
+  records/s. Also the original platform's loop (``json.dumps`` one message per row,
+  ``producer.send`` with default settings), for reference. Rounds are interleaved and the
+  best round of each is kept, because the 2-core machine is shared.
+- throughput with batch records of 100 clicks (``batch_wait_ms`` one hour, so records
+  fill): clicks/s, target >= 1,000,000 clicks/s.
+
+The load average is printed at the start and the end of the suite (stderr).
 
 Every measurement uses a topic of its own (``bench-producer-<what>-<uuid>``).
 """
@@ -22,6 +26,7 @@ Every measurement uses a topic of its own (``bench-producer-<what>-<uuid>``).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,9 +37,10 @@ from pathlib import Path
 from benchmarks.common import Measurement
 from clickstream.events import encode_click, record_key
 from clickstream.settings import Settings
+from clickstream.topics import ensure_topics
 from producer.expand import expand_clicks
 from producer.readers import read_dump
-from producer.sender import ensure_topic, make_producer, send_to_kafka
+from producer.sender import make_producer, send_to_kafka
 from producer.synthetic import generate_dump
 
 SUITE = "producer"
@@ -43,7 +49,7 @@ PARTITIONS = 4
 
 def _topic(settings: Settings, what: str) -> str:
     topic = f"bench-producer-{what}-{uuid.uuid4().hex[:8]}"
-    ensure_topic(settings, topic, PARTITIONS)
+    ensure_topics(settings, [topic], PARTITIONS)
     return topic
 
 
@@ -92,7 +98,7 @@ def _naive(settings: Settings, dump: Path, n: int) -> float:
 
 
 def _ours(settings: Settings, dump: Path, n: int, clicks_per_record: int) -> float:
-    """send_to_kafka from the dump file; batches may wait up to a minute of event time."""
+    """send_to_kafka from the dump file (clicks/s); batches may wait an hour of event time."""
     topic = _topic(settings, f"ours{clicks_per_record}")
     producer = make_producer(settings)
     try:
@@ -100,7 +106,7 @@ def _ours(settings: Settings, dump: Path, n: int, clicks_per_record: int) -> flo
         clicks = expand_clicks(read_dump(dump), seed=1, limit=n, span_s=3_600)
         summary = send_to_kafka(clicks, settings, topic=topic, clicks_per_record=clicks_per_record,
                                 progress=False, create_topic=False, producer=producer,
-                                batch_wait_ms=60_000)
+                                batch_wait_ms=3_600_000)
         if summary.failed_clicks or summary.sent_clicks != n:
             raise RuntimeError(f"benchmark send lost clicks: {summary.line()}")
         return summary.clicks_per_s
@@ -134,6 +140,7 @@ def _child_rss_mb(code: str, path: Path) -> tuple[int, float]:
 
 
 def run(settings: Settings, quick: bool) -> list[Measurement]:
+    print(f"producer: load average at start {os.getloadavg()}", file=sys.stderr)
     results: list[Measurement] = []
     n_clicks = 60_000 if quick else 200_000
     rounds = 1 if quick else 3
@@ -179,19 +186,22 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
         # -- throughput -----------------------------------------------------------------
         encoded = [(record_key(c), encode_click(c))
                    for c in expand_clicks(read_dump(dump), seed=1, limit=n_clicks, span_s=3_600)]
-        best = {"bare": 0.0, "naive": 0.0, "ours1": 0.0, "ours10": 0.0}
+        batch_dump = generate_dump(tmp / "batch.tsv", 9_000, seed=1, head_share=0.3)
+        batch_clicks = 400_000 if quick else 2_000_000
+        best = {"bare": 0.0, "naive": 0.0, "ours1": 0.0, "ours100": 0.0}
         for _ in range(rounds):
             best["bare"] = max(best["bare"], _bare(settings, encoded))
             best["ours1"] = max(best["ours1"], _ours(settings, dump, n_clicks, 1))
             best["naive"] = max(best["naive"], _naive(settings, dump, n_clicks))
-            best["ours10"] = max(best["ours10"], _ours(settings, dump, n_clicks, 10))
-        print(f"producer: best of {rounds} rounds: {best}", file=sys.stderr)
+            best["ours100"] = max(best["ours100"], _ours(settings, batch_dump, batch_clicks, 100))
+        print(f"producer: best of {rounds} rounds: {best}; load average {os.getloadavg()}", file=sys.stderr)
+        ok1 = best["ours1"] >= 0.9 * best["bare"] and best["ours1"] >= 40_000
         results.append(Measurement(SUITE, "send_to_kafka, 1 click/record (read+expand+encode+send)",
-                                   best["ours1"], "clicks/s", "bare kafka-python loop, pre-encoded",
-                                   best["bare"], ">= 0.9x", best["ours1"] >= 0.9 * best["bare"]))
-        results.append(Measurement(SUITE, "send_to_kafka, 1 click/record", best["ours1"], "clicks/s",
+                                   best["ours1"], "records/s", "plain kafka-python send loop, same settings",
+                                   best["bare"], ">= 0.9x and >= 40,000/s", ok1))
+        results.append(Measurement(SUITE, "send_to_kafka, 1 click/record", best["ours1"], "records/s",
                                    "2017 loop (json.dumps per row, default producer)", best["naive"]))
-        results.append(Measurement(SUITE, "send_to_kafka, 10 clicks/record (batch records)",
-                                   best["ours10"], "clicks/s", "bare kafka-python loop, pre-encoded",
-                                   best["bare"]))
+        results.append(Measurement(SUITE, "send_to_kafka, 100 clicks/record (batch records)",
+                                   best["ours100"], "clicks/s", "", None, ">= 1,000,000 clicks/s",
+                                   best["ours100"] >= 1_000_000))
     return results
