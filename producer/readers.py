@@ -214,7 +214,10 @@ def _read_tsv(raw: IO[bytes], first: bytes, layout: str, name: str, strict: bool
 def _read_csv(raw: IO[bytes], first_text: str, name: str, strict: bool,
               report: ReadReport) -> Iterator[DumpRow]:
     """The CSV derivative: header ``[,]prev,curr,type,n``; titles as the CSV module unquotes them."""
-    header = next(csv.reader([first_text.lstrip("\ufeff")]), [])
+    try:
+        header = next(csv.reader([first_text.lstrip("\ufeff")]), [])
+    except csv.Error as exc:  # e.g. a stray CR inside the first line
+        raise DumpFormatError(f"{name}:1: unreadable CSV header: {exc}") from None
     cols = [c.strip() for c in header]
     try:
         i_prev, i_curr, i_type, i_n = (cols.index(c) for c in ("prev", "curr", "type", "n"))

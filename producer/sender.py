@@ -253,22 +253,30 @@ class _Ledger:
         self.pending_bytes += nbytes
         self.summary.bytes += nbytes
         while self.pending and (self.pending_records > MAX_PENDING_RECORDS
-                                or self.pending_bytes > MAX_PENDING_BYTES):
-            self._settle_oldest()
+                                or self.pending_bytes > MAX_PENDING_BYTES
+                                or all(map(_is_done, self.pending[0][2]))):
+            self._settle_oldest(time.monotonic() + self.wait_s)  # waits only when the window is full
+        if self.first_error is None and self.pending:
+            # A failure stops the replay early, before its slice is settled.
+            self.first_error = next(filter(None, map(_exception, self.pending[0][2])), None)
 
     def settle_all(self) -> None:
+        """Settle everything handed over, waiting at most ``wait_s`` in all (after a flush,
+        what has not answered by then is counted as not acknowledged)."""
+        deadline = time.monotonic() + self.wait_s
         while self.pending:
-            self._settle_oldest()
+            self._settle_oldest(deadline)
 
-    def _settle_oldest(self) -> None:
+    def _settle_oldest(self, deadline: float) -> None:
         first_click, clicks, futures, nbytes = self.pending.popleft()
         self.pending_records -= len(futures)
         self.pending_bytes -= nbytes
         if not all(map(_is_done, futures)):
             for f in futures:
-                if not f.is_done:
+                left = deadline - time.monotonic()
+                if not f.is_done and left > 0:
                     with contextlib.suppress(Exception):  # read back below, record by record
-                        f.get(self.wait_s)
+                        f.get(left)
         summary = self.summary
         if all(map(_is_done, futures)) and not any(map(_exception, futures)):
             summary.sent_records += len(futures)
@@ -284,7 +292,7 @@ class _Ledger:
         self.stop_at(first_click + int(clicks[:bad[0]].sum()))
         for i in bad[:MAX_ERROR_SAMPLES].tolist():
             f = futures[i]
-            exc = f.exception if f.is_done else TimeoutError(f"no answer within {self.wait_s:.0f} s")
+            exc = f.exception if f.is_done else TimeoutError("no answer from the broker in time")
             if self.first_error is None:
                 self.first_error = exc
             summary._error(f"record #{i} of the slice starting at click #{first_click:,} "
@@ -344,10 +352,11 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
                 break
         with contextlib.suppress(KafkaError):  # what did not make it shows in the futures
             producer.flush(timeout=wait_s)
+        ledger.wait_s = 1.0  # flushed: what has not answered now is not acknowledged
         ledger.settle_all()
     finally:
         if own and producer is not None:
-            producer.close(timeout=5)
+            _close(producer)
     if stopped is not None:
         ledger.stop_at(ledger.handed_clicks)
     ledger.finish()
@@ -360,6 +369,19 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
         raise SendError(f"{where}: replay stopped, a record was not acknowledged ({cause!r}); "
                         f"{summary.line()}", summary)
     return summary
+
+
+def _close(producer: Any) -> None:
+    from kafka.errors import KafkaError
+
+    try:
+        producer.close(timeout=5)
+    except KafkaError:
+        # kafka-python 3.0.12's close() raises while batches are incomplete (broker away)
+        # before it force-closes its I/O thread: take that step ourselves.
+        sender = getattr(producer, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()
 
 
 def _hand_over(recs: Records, partition: list[int], topic: str, send: Any, pacer: Pacer,

@@ -160,3 +160,11 @@ def test_truncated_gzip_names_file_and_line(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DumpFormatError, match=rf"{path}:\d+: the dump cannot be read further"):
         list(read_dump(path))
+
+
+def test_csv_header_with_a_stray_carriage_return_names_the_line(tmp_path: Path) -> None:
+    """Found by the fuzz test: ``b"\\r\\x00"`` read as CSV raised a bare ``_csv.Error``."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\r\x00")
+    with pytest.raises(DumpFormatError, match=rf"{path}:1: unreadable CSV header"):
+        list(read_dump(path, layout="csv"))
