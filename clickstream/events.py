@@ -85,7 +85,7 @@ def _validated(click_id: object, ts: object, prev: object, curr: object, link_ty
             raise EventError(f"{name}: title longer than {MAX_TITLE_BYTES} characters")
         if CONTROL_CHARACTERS.search(title):
             raise EventError(f"{name}: title holds a control character")
-    if link_type not in LINK_TYPES:
+    if type(link_type) is not str or link_type not in LINK_TYPES:
         raise EventError(f"type: {link_type!r} is not one of {sorted(LINK_TYPES)}")
     return Click(click_id, ts, prev, curr, link_type)  # type: ignore[arg-type]
 

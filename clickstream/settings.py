@@ -78,13 +78,14 @@ class ClientOptions:
 
 
 def _opt(default: Any, help: str, group: str, choices: Sequence[str] | None = None,
-         also_in: Sequence[str] = ()) -> Any:
-    """A setting of ``group``; ``also_in`` lists other groups whose commands need its flag too."""
+         also_in: Sequence[str] = (), secret: bool = False) -> Any:
+    """A setting of ``group``; ``also_in`` lists other groups whose commands need its flag too;
+    a ``secret`` one is left out of the settings' repr (it is never logged)."""
     meta = {"help": help, "group": group, "choices": tuple(choices) if choices else None,
             "also_in": tuple(also_in)}
     if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default=tuple(default), metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class Settings:
     cassandra_datacenters: tuple[str, ...] = _opt(
         ("datacenter1",), "datacenters for NetworkTopologyStrategy (comma-separated)", "store")
     cassandra_username: str = _opt("", "Cassandra user (empty: no authentication)", "store")
-    cassandra_password: str = _opt("", "Cassandra password (never logged)", "store")
+    cassandra_password: str = _opt("", "Cassandra password (never logged)", "store", secret=True)
 
     # -- archive -------------------------------------------------------------------------
     archive_url: str = _opt("", "raw click archive, an fsspec URL (file://, hdfs://); "

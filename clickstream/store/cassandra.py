@@ -16,7 +16,7 @@ from typing import Any
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import RoundRobinPolicy
+from cassandra.policies import ExponentialReconnectionPolicy, RoundRobinPolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from clickstream.settings import Settings
@@ -25,6 +25,7 @@ from clickstream.store.base import Row, StoreError, as_tuple, partition_values, 
 from clickstream.store.tables import TABLES
 
 BATCH_ROWS = 500
+RECONNECT_MAX_S = 5.0
 IN_FLIGHT_BATCHES = 16
 
 
@@ -38,7 +39,9 @@ def connect(settings: Settings, keyspace: str | None = None, connect_timeout_s: 
                                consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=60)
     cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port,
                       auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                      connect_timeout=connect_timeout_s, protocol_version=5)
+                      connect_timeout=connect_timeout_s, protocol_version=5,
+                      # a node back from an outage is found within seconds, not minutes
+                      reconnection_policy=ExponentialReconnectionPolicy(0.5, RECONNECT_MAX_S))
     try:
         session = cluster.connect(keyspace)
     except NoHostAvailable as exc:

@@ -59,6 +59,7 @@ def test_redacted_never_shows_the_password() -> None:
     s = Settings.from_sources({}, {"CLICKSTREAM_CASSANDRA_PASSWORD": "hunter2"})
     assert s.cassandra_password == "hunter2"
     assert "hunter2" not in repr(s.redacted())
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s)
 
 
 def test_help_lists_the_env_var_of_every_option() -> None:
