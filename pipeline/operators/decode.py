@@ -127,9 +127,10 @@ def _decode_singles(values: Sequence[bytes | None], index: np.ndarray,
 
 
 def _read_block(values: list[bytes]) -> pa.Table | None:
+    joined = b"\n".join(values)
     try:
-        table = pa_json.read_json(io.BytesIO(b"\n".join(values)), read_options=_READ,
-                                  parse_options=_PARSE)
+        joined.decode("utf-8")  # pyarrow's reader lets some invalid UTF-8 through (a fuzz found it)
+        table = pa_json.read_json(io.BytesIO(joined), read_options=_READ, parse_options=_PARSE)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     return table if table.num_rows == len(values) else None  # a blank or doubled line
