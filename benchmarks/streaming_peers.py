@@ -507,6 +507,8 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                                "flush (driver: store writes)"), a.phases.seconds, strict=True):
         rows.append(Measurement(SUITE, f"(a) driver phase over {a.phases.cycles} cycles: {phase}",
                                 seconds, "s"))
+    rows.append(Measurement(SUITE, "(a) the rest: planning, and the clean stop's finalize_all + flush",
+                            a.elapsed_s - sum(a.phases.seconds), "s"))
     rows += latency_rows(bench, a_rate)
     rows.append(load_average(SUITE))
     print("\n(a) Dask workers' statistical profile, self time (share of samples):")

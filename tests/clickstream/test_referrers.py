@@ -19,3 +19,13 @@ def test_classify(prev: str, expected: str) -> None:
 def test_pseudo_referrers_are_the_other_prefix_only() -> None:
     assert is_pseudo_referrer("other-empty")
     assert not is_pseudo_referrer("Otherworld")
+
+
+def test_pseudo_referrer_classes_is_what_classify_says_and_read_only() -> None:
+    from clickstream.referrers import OTHER, PSEUDO_REFERRER_CLASSES, classify
+
+    assert PSEUDO_REFERRER_CLASSES["other-google"] == "search"
+    assert all(classify(prev) == cls for prev, cls in PSEUDO_REFERRER_CLASSES.items())
+    assert "other-unknown" not in PSEUDO_REFERRER_CLASSES and classify("other-unknown") == OTHER
+    with pytest.raises(TypeError):
+        PSEUDO_REFERRER_CLASSES["other-x"] = "link"  # type: ignore[index]
