@@ -22,7 +22,9 @@ Not done here but done by the pipeline: the 5-minute sliding window, trending, p
 metrics rows, late-click accounting and dead letters, offsets committed to the consumer group.
 
 Prints one JSON line: ``jvm_start_s`` (SparkSession up, incl. package resolution),
-``query_s`` (``start()`` to the end of ``awaitTermination``), ``input_rows``, ``batches``.
+``query_s`` (``start()`` to the end of ``awaitTermination``), ``input_rows``, ``batches`` and
+``s_<step>``: seconds in each step of the micro-batch function (read_decode is the Kafka
+read + ``from_json`` + masks, materialized by the cache).
 """
 
 from __future__ import annotations
@@ -104,14 +106,24 @@ def _write_cassandra(df: Any, keyspace: str, name: str) -> None:
      .options(keyspace=keyspace, table=SPARK_TABLES[name].name).mode("append").save())
 
 
-def batch_writer(keyspace: str, archive_url: str, stats: dict[str, int]) -> Any:
-    """The ``foreachBatch`` function: windows to Cassandra, raw clicks to Parquet."""
+def batch_writer(keyspace: str, archive_url: str, stats: dict[str, Any]) -> Any:
+    """The ``foreachBatch`` function: windows to Cassandra, raw clicks to Parquet; adds the
+    seconds of each step (``s_<step>``) to ``stats``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     def write(batch: Any, batch_id: int) -> None:
+        t = time.perf_counter()
+
+        def step(name: str) -> None:  # seconds per step, summed over batches
+            nonlocal t
+            now = time.perf_counter()
+            stats[f"s_{name}"] = stats.get(f"s_{name}", 0.0) + now - t
+            t = now
+
         batch = batch.persist()
         rows = batch.count()
+        step("read_decode")
         stats["batches"] += 1
         stats["input_rows"] += rows
         if rows == 0:
@@ -122,6 +134,7 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, int]) -> Any:
         (batch.withColumn("late", F.lit(False)).withColumn("date", day(ts))
          .withColumn("hour", F.date_format(F.timestamp_millis(ts), "HH"))
          .write.mode("append").partitionBy("date", "hour").parquet(f"{archive_url}/clicks"))
+        step("parquet")
         keyed = None
         for metric, column in METRIC_COLUMNS.items():
             one = batch.select(F.lit(metric).alias("metric"), F.col(column).alias("key"), ts)
@@ -139,13 +152,17 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, int]) -> Any:
         for more in sized[1:]:
             counts = counts.unionByName(more)
         counts = counts.persist()
+        counts.count()
+        step("count_windows")
         full = counts.where(F.col("window_ms").isin(*FULL_COUNT_WINDOWS_MS))
         _write_cassandra(full, keyspace, "window_counts")
         _write_cassandra(full, keyspace, "key_series")
+        step("cassandra_full_counts")
         order = Window.partitionBy("metric", "window_ms", "window_start_ms").orderBy(
             F.col("clicks").desc(), F.col("key").asc())
         topn = counts.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= TOP_N)
         _write_cassandra(topn.withColumn("rank", F.col("rank").cast("int")), keyspace, "window_topn")
+        step("topn")
         totals = None
         for window_ms in TUMBLING_WINDOWS_MS:
             one = (batch.groupBy((ts - ts % window_ms).alias("window_start_ms"))
@@ -156,6 +173,7 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, int]) -> Any:
                          .withColumn("late_clicks", F.lit(0).cast("long"))
                          .withColumn("written_ms", F.unix_millis(F.current_timestamp())),
                          keyspace, "window_totals")
+        step("totals")
         counts.unpersist()
         fine.unpersist()
         batch.unpersist()
@@ -168,7 +186,7 @@ def run(settings: Settings, topic: str, keyspace: str, archive_url: str,
     t0 = time.perf_counter()
     spark = _session(settings)
     jvm_start_s = time.perf_counter() - t0
-    stats = {"batches": 0, "input_rows": 0}
+    stats: dict[str, Any] = {"batches": 0, "input_rows": 0}
     with tempfile.TemporaryDirectory(prefix="spark-peer-ckpt-") as checkpoint:
         clicks = _clicks(spark, settings, topic, max_offsets)
         t1 = time.perf_counter()

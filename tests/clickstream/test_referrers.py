@@ -14,3 +14,13 @@ from clickstream.referrers import classify
 ])
 def test_classify(prev: str, expected: str) -> None:
     assert classify(prev) == expected
+
+
+def test_pseudo_referrer_classes_is_what_classify_says_and_read_only() -> None:
+    from clickstream.referrers import OTHER, PSEUDO_REFERRER_CLASSES, classify
+
+    assert PSEUDO_REFERRER_CLASSES["other-google"] == "search"
+    assert all(classify(prev) == cls for prev, cls in PSEUDO_REFERRER_CLASSES.items())
+    assert "other-unknown" not in PSEUDO_REFERRER_CLASSES and classify("other-unknown") == OTHER
+    with pytest.raises(TypeError):
+        PSEUDO_REFERRER_CLASSES["other-x"] = "link"  # type: ignore[index]
