@@ -26,7 +26,7 @@ from benchmarks.common import BENCH_PARTITIONS, Measurement, bench_settings, fil
 from clickstream.events import EventError, decode_record
 from clickstream.settings import Settings
 from pipeline import Pipeline
-from pipeline.sources.kafka import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES
+from pipeline.sources.base import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES
 
 SUITE = "pipeline"
 

@@ -221,7 +221,8 @@ class Pipeline:
         if memory_topic is not None:
             return MemorySource(memory_topic, settings.consumer_group), file_sink(memory_topic.name)
         if settings.kafka_bootstrap:
-            kafka = KafkaSource(settings.kafka_bootstrap, settings.topic, settings.consumer_group)
+            kafka = KafkaSource(settings.kafka_bootstrap, settings.topic, settings.consumer_group,
+                                settings.stream_source_client)
             ensure_dead_letter_topic(settings, len(kafka.partitions))
             return kafka, dead_letter or KafkaDeadLetterSink(settings.kafka_bootstrap,
                                                              settings.dead_letter_topic)

@@ -31,6 +31,15 @@ class RawRecord(NamedTuple):
     timestamp_ms: int  # append (or create) time on the log, wall clock
 
 
+# Fetch sizes of both Kafka clients (lz4 batches of 64 KiB-1 MiB; a range is read in few fetches).
+MAX_PARTITION_FETCH_BYTES = 32 * 1024 * 1024
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+
+
+class SourceError(RuntimeError):
+    """The topic cannot be read; the message names the topic and broker."""
+
+
 @dataclass(frozen=True)
 class RecordBatch:
     """Records ``[start_offset, end_offset)`` of one partition as columns (no object per record).

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from pipeline.sources.base import RecordBatch
-from pipeline.sources.kafka import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES, SourceError
+from pipeline.sources.base import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES, RecordBatch, SourceError
 from pipeline.sources.kafka_batch import empty_batch
 
 CONSUME_MESSAGES = 100_000

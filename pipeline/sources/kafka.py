@@ -1,9 +1,11 @@
-"""kafka-python source: the driver plans and commits, Dask workers fetch their own ranges.
+"""Kafka source: the driver plans and commits, Dask workers fetch their own ranges.
 
-The driver's consumer joins no group rebalance (``assign()``), reads the group's committed
-offsets at start and commits explicit offsets after the sinks flushed. Workers call
-``KafkaFetcher`` (picklable): one cached ``KafkaConsumer`` per worker process and
-bootstrap address, no group, large fetches (lz4 batches need the ``lz4`` package).
+The driver's kafka-python consumer joins no group rebalance (``assign()``), reads the
+group's committed offsets at start and commits explicit offsets at every checkpoint.
+Workers call a picklable fetcher with one cached consumer per worker process: kafka-python
+(``KafkaFetcher``, the default: the platform's specification names it) or confluent-kafka
+(``pipeline.sources.confluent.ConfluentFetcher``, ``stream_source_client``), which fetched
+3.3x faster here (benchmarks/RESULTS-streaming-peers.md, "source").
 """
 
 from __future__ import annotations
@@ -12,26 +14,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.sources.base import RecordBatch
+from pipeline.sources.base import RecordBatch, SourceError
+from pipeline.sources.confluent import ConfluentFetcher
+from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
 
-MAX_PARTITION_FETCH_BYTES = 32 * 1024 * 1024
-FETCH_MAX_BYTES = 64 * 1024 * 1024
-
-
-class SourceError(RuntimeError):
-    """The topic cannot be read; the message names the topic and broker."""
+KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 
 
 def _consumer(bootstrap: str, group: str | None) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                         auto_offset_reset="earliest",
-                         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-                         fetch_max_bytes=FETCH_MAX_BYTES, max_poll_records=100_000,
-                         client_id=f"clickstream-pipeline-{group or 'fetch'}")
+                         auto_offset_reset="earliest", client_id=f"clickstream-pipeline-{group or 'fetch'}")
 
 
 _CACHE: dict[str, KafkaConsumer] = {}
@@ -40,7 +35,8 @@ _CACHE_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class KafkaFetcher:
-    """Reads ``[start, end)`` of a partition; blocks until all are read or ``timeout_s``."""
+    """Reads ``[start, end)`` of a partition with kafka-python (one tuned consumer per worker
+    process and bootstrap address); blocks until all are read or ``timeout_s``."""
 
     bootstrap: str
     topic: str
@@ -50,46 +46,18 @@ class KafkaFetcher:
         with _CACHE_LOCK:
             consumer = _CACHE.get(self.bootstrap)
             if consumer is None:
-                consumer = _CACHE[self.bootstrap] = _consumer(self.bootstrap, None)
-            return fetch_range(consumer, self.topic, partition, start_offset, end_offset,
-                               self.timeout_s)
-
-
-def fetch_range(consumer: KafkaConsumer, topic: str, partition: int, start_offset: int,
-                end_offset: int, timeout_s: float) -> RecordBatch:
-    """Records ``[start_offset, end_offset)`` as columns; raises ``SourceError`` after ``timeout_s``."""
-    tp = TopicPartition(topic, partition)
-    if consumer.assignment() != {tp}:
-        consumer.assign([tp])
-        consumer.seek(tp, start_offset)
-    elif consumer.position(tp) != start_offset:
-        consumer.seek(tp, start_offset)
-    offsets: list[int] = []
-    stamps: list[int] = []
-    keys: list[bytes | None] = []
-    values: list[bytes | None] = []
-    deadline = time.monotonic() + timeout_s
-    while consumer.position(tp) < end_offset:
-        if time.monotonic() > deadline:
-            raise SourceError(f"topic {topic} partition {partition}: offsets "
-                              f"{start_offset}..{end_offset} not readable within {timeout_s:.0f} s")
-        polled = consumer.poll(timeout_ms=500, max_records=end_offset - start_offset)
-        for rec in polled.get(tp, ()):
-            if rec.offset < end_offset:
-                offsets.append(rec.offset)
-                stamps.append(rec.timestamp)
-                keys.append(rec.key)
-                values.append(rec.value)
-    if consumer.position(tp) > end_offset:
-        consumer.seek(tp, end_offset)
-    return RecordBatch(partition, start_offset, end_offset, np.asarray(offsets, dtype=np.int64),
-                       np.asarray(stamps, dtype=np.int64), keys, values)
+                consumer = _CACHE[self.bootstrap] = tuned_consumer(self.bootstrap)
+            return kafka_python_fetch_batch(consumer, self.topic, partition, start_offset, end_offset,
+                                            self.timeout_s)
 
 
 class KafkaSource:
     """A topic's partitions on a Kafka cluster, read for consumer group ``group``."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, group: str, client: str = "kafka-python") -> None:
+        if client not in KAFKA_CLIENTS:
+            raise SourceError(f"stream_source_client: {client!r} is not one of {', '.join(KAFKA_CLIENTS)}")
+        self.client = client
         self.topic = topic
         self._bootstrap = bootstrap
         self._group = group
@@ -124,7 +92,10 @@ class KafkaSource:
     def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         return self.fetcher()(partition, start_offset, end_offset)
 
-    def fetcher(self) -> KafkaFetcher:
+    def fetcher(self) -> KafkaFetcher | ConfluentFetcher:
+        """What the workers read with: kafka-python, or confluent-kafka (``client``)."""
+        if self.client == "confluent-kafka":
+            return ConfluentFetcher(self._bootstrap, self.topic, timeout_s=15.0)
         return KafkaFetcher(self._bootstrap, self.topic)
 
     def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool:

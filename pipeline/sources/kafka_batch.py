@@ -21,8 +21,7 @@ import time
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from pipeline.sources.base import RecordBatch
-from pipeline.sources.kafka import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES, SourceError
+from pipeline.sources.base import FETCH_MAX_BYTES, MAX_PARTITION_FETCH_BYTES, RecordBatch, SourceError
 
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_POLL_RECORDS = 500_000

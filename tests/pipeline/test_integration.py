@@ -243,3 +243,19 @@ def test_restart_after_clean_stop_resumes_exactly_with_no_late_clicks(
     assert_tables_equal(stored, recount(clicks))
     archived = read_archive(settings.archive)
     assert len(archived) == len(clicks) and archived["click_id"].is_unique
+
+
+def test_confluent_kafka_source_gives_exact_windows(isolated_cassandra_settings: Settings, unique_name: str,
+                                                     hdfs_archive: str, dask_client) -> None:
+    settings = isolated_cassandra_settings.replace(
+        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
+        archive_url=hdfs_archive, stream_source_client="confluent-kafka")
+    clicks = make_clicks(300, seed=13, limit=20_000, span_s=90)
+    produce(settings, settings.topic, [(k, v) for k, v, _n, _t in records(clicks)])
+    with Pipeline(settings, client=dask_client) as pipe:
+        assert type(pipe.source.fetcher()).__name__ == "ConfluentFetcher"
+        summary = pipe.run(until_idle_s=2)
+    assert summary.clicks == len(clicks) and summary.late_clicks == 0
+    assert_tables_equal(dump_cassandra(settings, pipeline=settings.pipeline_id), recount(clicks))
+    archived = read_archive(settings.archive)
+    assert len(archived) == len(clicks) and archived["click_id"].is_unique

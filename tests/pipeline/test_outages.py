@@ -38,7 +38,8 @@ def own_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = Settings(stack="local", work_dir=str(tmp_path_factory.mktemp("outage-servers")),
                         kafka_port=29092, kafka_controller_port=29093, cassandra_port=29042,
                         cassandra_storage_port=27000, cassandra_jmx_port=27199, hdfs_port=29000,
-                        hdfs_http_port=29870, store="cassandra", outage_timeout_s=180.0)
+                        hdfs_http_port=29870, store="cassandra", outage_timeout_s=180.0,
+                        services_start_timeout_s=300.0)
     services.up(settings, services.SERVER_NAMES)
     try:
         yield settings
