@@ -381,7 +381,7 @@ def latency_rows(bench: Settings, sustained_clicks_per_s: float) -> list[Measure
     ``benchmarks.latency.measure_latency(settings, rate_clicks_per_s) -> (p50_ms, p99_ms)``."""
     rate = sustained_clicks_per_s / 2
     try:
-        from benchmarks.latency import measure_latency  # type: ignore[import-not-found]
+        from benchmarks.latency import measure_latency
     except ImportError:
         return [Measurement(SUITE, f"latency p50/p99 append->store at {rate:,.0f} clicks/s: not measured "
                             "(benchmarks.latency.measure_latency not there yet)", float("nan"), "ms",
