@@ -117,7 +117,8 @@ class Settings:
     mvn_command: str = _opt("mvn", "Maven executable used by `services fetch`", "services")
     java_command: str = _opt("java", "Java executable used by `services up`", "services")
     kafka_brokers: int = _opt(1, "Kafka nodes (combined broker+controller) `services up` starts: node i "
-                              "listens on kafka_port+i and kafka_controller_port+i", "services")
+                              "listens on kafka_port+i and kafka_controller_port+i; with stack local the "
+                              "bootstrap servers name them all", "services", also_in=("kafka",))
     cassandra_nodes: int = _opt(1, "Cassandra nodes `services up` starts, one after the other: node i on "
                                 "bind_address+i (127.0.0.1, 127.0.0.2, ...) with the same ports and JMX "
                                 "port cassandra_jmx_port+i; the first is the seed", "services")
@@ -261,20 +262,12 @@ class Settings:
                                 "ClientOptions.parse)")
 
     def _check_node_ports(self) -> None:
-        """Several local Kafka nodes take consecutive ports: the two ranges must not overlap."""
-        n = self.kafka_brokers
-        for name, count in (("kafka_port", n), ("kafka_controller_port", n),
+        """Several local nodes take consecutive ports: they must all be TCP ports."""
+        for name, count in (("kafka_port", self.kafka_brokers), ("kafka_controller_port", self.kafka_brokers),
                             ("cassandra_jmx_port", self.cassandra_nodes)):
             first = getattr(self, name)
             if first + count - 1 > 65535:
                 raise SettingsError(f"{name}: {first} leaves no room for {count} consecutive ports")
-        brokers = range(self.kafka_port, self.kafka_port + n)
-        controllers = range(self.kafka_controller_port, self.kafka_controller_port + n)
-        if set(brokers) & set(controllers):
-            raise SettingsError(
-                f"kafka_controller_port: the {n} controller ports {controllers.start}-{controllers.stop - 1} "
-                f"overlap the broker ports {brokers.start}-{brokers.stop - 1} of kafka_brokers={n}; "
-                f"set kafka_controller_port to {brokers.stop + 100} or another free range")
 
     # -- derived values (the stack chooses defaults) --------------------------------------
     @property
