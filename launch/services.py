@@ -78,8 +78,12 @@ CASSANDRA_JVM_FLAGS = (
     "-Dchronicle.analytics.disable=true",
     "-Djava.net.preferIPv4Stack=true",
     "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-    "-Dcassandra.ring_delay_ms=100",
 )
+# The ring delay: a seed of its own waits for nobody (fast start); a joining node waits this
+# long for the seed's gossip reply ("Unable to gossip with any peers" after it) and once more
+# before it bootstraps.
+SEED_RING_DELAY_MS = 100
+JOIN_RING_DELAY_MS = 10_000
 CASSANDRA_JDK_FLAGS = (
     "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
     "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
@@ -366,7 +370,8 @@ def _cassandra_command(settings: Settings, java: str, index: int) -> list[str]:
     if jamm is None:
         raise ServiceError(f"up cassandra: no jamm jar in {lib_dir(settings, 'cassandra')} "
                            "(run `clickstream services fetch`)")
-    flags = list(CASSANDRA_JVM_FLAGS)
+    flags = [*CASSANDRA_JVM_FLAGS,
+             f"-Dcassandra.ring_delay_ms={SEED_RING_DELAY_MS if index == 0 else JOIN_RING_DELAY_MS}"]
     if shutil.which("javac"):
         flags += CASSANDRA_JDK_FLAGS
     return [java, "-Xms1g", "-Xmx1g", *flags, f"-javaagent:{jamm}",
