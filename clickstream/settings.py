@@ -26,6 +26,9 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "CLICKSTREAM_"
 STACKS = ("embedded", "local")
+# cassandra.ConsistencyLevel names a client may ask for (the core does not import the driver).
+CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+                      "LOCAL_ONE", "ANY")
 
 
 class SettingsError(ValueError):
@@ -114,6 +117,15 @@ class Settings:
                                            "services")
     mvn_command: str = _opt("mvn", "Maven executable used by `services fetch`", "services")
     java_command: str = _opt("java", "Java executable used by `services up`", "services")
+    kafka_brokers: int = _opt(1, "Kafka nodes (combined broker+controller) `services up` starts: node i "
+                              "listens on kafka_port+i and kafka_controller_port+i; with stack local the "
+                              "bootstrap servers name them all", "services", also_in=("kafka",))
+    cassandra_nodes: int = _opt(1, "Cassandra nodes `services up` starts, one after the other: node i on "
+                                "bind_address+i (127.0.0.1, 127.0.0.2, ...) with the same ports and JMX "
+                                "port cassandra_jmx_port+i; the first is the seed", "services")
+    hdfs_datanodes: int = _opt(1, "HDFS DataNodes `services up` runs beside the NameNode", "services")
+    hdfs_replication: int = _opt(0, "dfs.replication of the local HDFS (0: min(3, hdfs_datanodes))",
+                                 "services")
 
     # -- Kafka ---------------------------------------------------------------------------
     kafka_bootstrap_servers: str = _opt(
@@ -157,6 +169,15 @@ class Settings:
         ("datacenter1",), "datacenters for NetworkTopologyStrategy (comma-separated)", "store")
     cassandra_username: str = _opt("", "Cassandra user (empty: no authentication)", "store")
     cassandra_password: str = _opt("", "Cassandra password (never logged)", "store", secret=True)
+    cassandra_local_datacenter: str = _opt(
+        "datacenter1", "the client's local datacenter: token-aware, DC-aware load balancing sends "
+        "requests to its replicas, LOCAL_* consistency counts its replicas", "store")
+    cassandra_write_consistency: str = _opt("LOCAL_QUORUM", "consistency level of every write", "store",
+                                            CONSISTENCY_LEVELS)
+    cassandra_read_consistency: str = _opt("LOCAL_ONE", "consistency level of every read", "store",
+                                           CONSISTENCY_LEVELS)
+    window_ttl_s: int = _opt(0, "retention of the streaming window tables in seconds (Cassandra: "
+                             "default_time_to_live and time-window compaction); 0: kept forever", "store")
 
     # -- archive -------------------------------------------------------------------------
     archive_url: str = _opt("", "raw click archive, an fsspec URL (file://, hdfs://); "
@@ -232,9 +253,26 @@ class Settings:
             raise SettingsError(f"kafka_min_insync_replicas: {self.kafka_min_insync_replicas} is more than "
                                 f"kafka_replication_factor {self.kafka_replication_factor}: every acks=all "
                                 "write would fail")
+        for name in ("kafka_brokers", "cassandra_nodes", "hdfs_datanodes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: {getattr(self, name)} must be at least 1")
+        if not 0 <= self.hdfs_replication <= self.hdfs_datanodes:
+            raise SettingsError(f"hdfs_replication: {self.hdfs_replication} must be between 0 (automatic) "
+                                f"and hdfs_datanodes {self.hdfs_datanodes}")
+        if self.window_ttl_s < 0:
+            raise SettingsError(f"window_ttl_s: {self.window_ttl_s} must be 0 (forever) or positive")
+        self._check_node_ports()
         if not isinstance(self.kafka_client_options, ClientOptions):
             raise SettingsError("kafka_client_options: expected ClientOptions (parse a string with "
                                 "ClientOptions.parse)")
+
+    def _check_node_ports(self) -> None:
+        """Several local nodes take consecutive ports: they must all be TCP ports."""
+        for name, count in (("kafka_port", self.kafka_brokers), ("kafka_controller_port", self.kafka_brokers),
+                            ("cassandra_jmx_port", self.cassandra_nodes)):
+            first = getattr(self, name)
+            if first + count - 1 > 65535:
+                raise SettingsError(f"{name}: {first} leaves no room for {count} consecutive ports")
 
     # -- derived values (the stack chooses defaults) --------------------------------------
     @property
@@ -253,7 +291,7 @@ class Settings:
         if self.kafka_bootstrap_servers:
             return self.kafka_bootstrap_servers
         if self.stack == "local":
-            return f"{self.bind_address}:{self.kafka_port}"
+            return ",".join(f"{self.bind_address}:{self.kafka_port + i}" for i in range(self.kafka_brokers))
         return ""
 
     @property
@@ -286,6 +324,11 @@ class Settings:
     def checkpoints(self) -> str:
         """The checkpoint root's fsspec URL, with no trailing slash."""
         return (self.checkpoint_url or f"{self.archive}/_checkpoints").rstrip("/")
+
+    @property
+    def hdfs_replication_factor(self) -> int:
+        """dfs.replication of the local HDFS: ``hdfs_replication``, or min(3, DataNodes)."""
+        return self.hdfs_replication or min(3, self.hdfs_datanodes)
 
     @property
     def hdfs_url(self) -> str:

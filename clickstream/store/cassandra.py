@@ -4,10 +4,17 @@ Writes group rows by partition into UNLOGGED batches (one partition per batch, s
 batch is applied atomically on one replica set without the logged-batch overhead) and
 keep many batches in flight; measured here at ~120k rows/s against ~7k for concurrent
 single-row writes. ``upsert`` returns once every batch is acknowledged.
+
+On a cluster: requests go token-aware to a replica in ``cassandra_local_datacenter``;
+writes use ``cassandra_write_consistency``, reads ``cassandra_read_consistency``; the
+protocol version is negotiated (Cassandra 3.x to 5.x, ScyllaDB). With ``window_ttl_s``
+the streaming window tables expire rows and compact by time window.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -16,7 +23,13 @@ from typing import Any
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import ExponentialReconnectionPolicy, RoundRobinPolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    LoadBalancingPolicy,
+    TokenAwarePolicy,
+    WhiteListRoundRobinPolicy,
+)
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from clickstream.settings import Settings
@@ -27,19 +40,55 @@ from clickstream.store.tables import TABLES
 BATCH_ROWS = 500
 RECONNECT_MAX_S = 5.0
 IN_FLIGHT_BATCHES = 16
+READ_PROFILE = "read"
+# Streaming tables whose rows are per window (or per metrics tick): what window_ttl_s expires.
+RETENTION_TABLES = ("window_counts", "window_topn", "key_series", "window_totals", "trending",
+                    "pipeline_metrics")
+TWCS = "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy"
 
 
-def connect(settings: Settings, keyspace: str | None = None, connect_timeout_s: float = 10.0
-            ) -> tuple[Cluster, Session]:
-    """A cluster and session for the configured contact points (credentials never logged)."""
+class _ProtocolDowngradeFilter(logging.Filter):
+    """The driver starts at its newest protocol and steps down to the server's, warning at
+    each step; negotiating is what we ask of it, so those warnings are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Downgrading core protocol version")
+
+
+_DOWNGRADE_FILTER = _ProtocolDowngradeFilter()
+
+
+def consistency(name: str) -> int:
+    """``ConsistencyLevel`` value of a settings name such as ``LOCAL_QUORUM``."""
+    return ConsistencyLevel.name_to_value[name]
+
+
+def connect(settings: Settings, keyspace: str | None = None, connect_timeout_s: float = 10.0,
+            only_host: str | None = None) -> tuple[Cluster, Session]:
+    """A cluster and session for the configured contact points (credentials never logged).
+
+    Token-aware, DC-aware load balancing; the default profile writes at
+    ``cassandra_write_consistency`` and ``READ_PROFILE`` reads at
+    ``cassandra_read_consistency``; the protocol version is negotiated with the server.
+    ``only_host``: talk to that node alone (a health check of one node).
+    """
     auth = None
     if settings.cassandra_username:
         auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(),
-                               consistency_level=ConsistencyLevel.LOCAL_QUORUM, request_timeout=60)
+
+    def profile(level: str) -> ExecutionProfile:
+        policy: LoadBalancingPolicy = TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_datacenter))
+        if only_host is not None:
+            policy = WhiteListRoundRobinPolicy([only_host])
+        return ExecutionProfile(load_balancing_policy=policy, consistency_level=consistency(level),
+                                request_timeout=60)
+
+    logging.getLogger("cassandra.cluster").addFilter(_DOWNGRADE_FILTER)  # the same filter once
+    profiles = {EXEC_PROFILE_DEFAULT: profile(settings.cassandra_write_consistency),
+                READ_PROFILE: profile(settings.cassandra_read_consistency)}
     cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port,
-                      auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                      connect_timeout=connect_timeout_s, protocol_version=5,
+                      auth_provider=auth, execution_profiles=profiles, connect_timeout=connect_timeout_s,
                       # a node back from an outage is found within seconds, not minutes
                       reconnection_policy=ExponentialReconnectionPolicy(0.5, RECONNECT_MAX_S))
     try:
@@ -79,10 +128,50 @@ def apply_schema(settings: Settings) -> list[str]:
         session.execute(ddl, timeout=60)
         for t in TABLES.values():
             session.execute(cql.create_table_cql(t, keyspace), timeout=60)
+        _apply_retention(session, keyspace, int(settings.window_ttl_s))
         cluster.control_connection.wait_for_schema_agreement()
     finally:
         cluster.shutdown()
     return list(TABLES)
+
+
+def twcs_window(ttl_s: int) -> tuple[str, int]:
+    """(compaction_window_unit, compaction_window_size) giving about 30 windows per TTL,
+    as TimeWindowCompactionStrategy's guidance asks (at least one minute)."""
+    minutes = max(1, math.ceil(ttl_s / 30 / 60))
+    if minutes < 60:
+        return "MINUTES", minutes
+    hours = math.ceil(minutes / 60)
+    if hours < 24:
+        return "HOURS", hours
+    return "DAYS", math.ceil(hours / 24)
+
+
+SELECT_TABLE_OPTIONS = ("SELECT table_name, default_time_to_live, compaction FROM system_schema.tables "
+                        "WHERE keyspace_name = ?")
+
+
+def _apply_retention(session: Session, keyspace: str, ttl_s: int) -> None:
+    """Give ``RETENTION_TABLES`` ``default_time_to_live = ttl_s`` and time-window compaction
+    (``ttl_s`` > 0), or no TTL (0, compaction left as it is); alters only tables that differ."""
+    current = {r.table_name: r for r in session.execute(session.prepare(SELECT_TABLE_OPTIONS),
+                                                        [keyspace], timeout=60)}
+    unit, size = twcs_window(ttl_s) if ttl_s else ("", 0)
+    for name in RETENTION_TABLES:
+        row = current[name]
+        compaction = dict(row.compaction or {})
+        if ttl_s == 0:
+            if row.default_time_to_live:
+                session.execute(f"ALTER TABLE {keyspace}.{name} WITH default_time_to_live = 0", timeout=60)
+            continue
+        if (row.default_time_to_live == ttl_s and compaction.get("class") == TWCS
+                and compaction.get("compaction_window_unit") == unit
+                and compaction.get("compaction_window_size") == str(size)):
+            continue
+        session.execute(
+            f"ALTER TABLE {keyspace}.{name} WITH default_time_to_live = {int(ttl_s)} AND compaction = "
+            f"{{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': '{unit}', "
+            f"'compaction_window_size': {int(size)}}}", timeout=60)
 
 
 class CassandraStore:
@@ -140,7 +229,7 @@ class CassandraStore:
         params += [v for v in (start, end) if v is not None]
         if limit is not None:
             params.append(int(limit))
-        rows = self._session.execute(stmt, params, timeout=30)
+        rows = self._session.execute(stmt, params, timeout=30, execution_profile=READ_PROFILE)
         return [dict(zip(t.column_names, row, strict=True)) for row in rows]
 
     def delete_partition(self, table_name: str, partition: Mapping[str, Any]) -> None:
@@ -149,7 +238,7 @@ class CassandraStore:
         self._session.execute(stmt, partition_values(t, partition), timeout=30)
 
     def ping(self) -> None:
-        self._session.execute(cql.SELECT_RELEASE_VERSION, timeout=5)
+        self._session.execute(cql.SELECT_RELEASE_VERSION, timeout=5, execution_profile=READ_PROFILE)
 
     def close(self) -> None:
         self._cluster.shutdown()

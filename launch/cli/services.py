@@ -46,5 +46,5 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     for st in report:
         state = "healthy" if st.healthy else "DOWN"
         pid = f"pid {st.pid}" if st.pid else "not started by us"
-        print(f"{st.name:<10} {st.address:<26} {state:<8} {pid:<18} {st.detail}")
+        print(f"{st.label:<12} {st.address:<26} {state:<8} {pid:<18} {st.detail}")
     return 0 if all(st.healthy for st in report) else 1

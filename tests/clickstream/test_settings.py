@@ -108,3 +108,34 @@ def test_bad_kafka_settings_name_the_setting_never_the_value(env: dict[str, str]
     with pytest.raises(SettingsError, match=message) as info:
         Settings.from_sources({}, env)
     assert "hunter2" not in str(info.value)
+
+
+def test_cluster_settings_from_env() -> None:
+    env = {"CLICKSTREAM_KAFKA_BROKERS": "3", "CLICKSTREAM_KAFKA_CONTROLLER_PORT": "9193",
+           "CLICKSTREAM_CASSANDRA_NODES": "2", "CLICKSTREAM_HDFS_DATANODES": "3",
+           "CLICKSTREAM_CASSANDRA_WRITE_CONSISTENCY": "QUORUM", "CLICKSTREAM_WINDOW_TTL_S": "86400"}
+    s = Settings.from_sources({"stack": "local"}, env)
+    assert s.kafka_bootstrap == "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
+    assert (s.cassandra_nodes, s.hdfs_datanodes, s.hdfs_replication_factor) == (2, 3, 3)
+    assert (s.cassandra_write_consistency, s.cassandra_read_consistency) == ("QUORUM", "LOCAL_ONE")
+    assert (s.window_ttl_s, s.cassandra_local_datacenter) == (86400, "datacenter1")
+    one = Settings()
+    assert (one.kafka_brokers, one.cassandra_nodes, one.hdfs_datanodes, one.hdfs_replication_factor,
+            one.window_ttl_s) == (1, 1, 1, 1, 0)
+    assert Settings(hdfs_datanodes=5).hdfs_replication_factor == 3
+    assert Settings(hdfs_datanodes=5, hdfs_replication=2).hdfs_replication_factor == 2
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CLICKSTREAM_KAFKA_BROKERS": "0"}, "kafka_brokers: 0 must be at least 1"),
+    ({"CLICKSTREAM_CASSANDRA_NODES": "0"}, "cassandra_nodes: 0 must be at least 1"),
+    ({"CLICKSTREAM_HDFS_REPLICATION": "2"}, "hdfs_replication: 2 must be between 0 .* and hdfs_datanodes 1"),
+    ({"CLICKSTREAM_WINDOW_TTL_S": "-1"}, "window_ttl_s: -1 must be 0"),
+    ({"CLICKSTREAM_CASSANDRA_READ_CONSISTENCY": "local_one"},
+     "cassandra_read_consistency: 'local_one' is not"),
+    ({"CLICKSTREAM_KAFKA_PORT": "65535", "CLICKSTREAM_KAFKA_BROKERS": "2",
+      "CLICKSTREAM_KAFKA_CONTROLLER_PORT": "9000"}, "kafka_port: 65535 leaves no room for 2"),
+])
+def test_bad_cluster_settings_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_sources({}, env)

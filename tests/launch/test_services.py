@@ -30,6 +30,7 @@ def _isolated(tmp_path: Path, **overrides: object) -> Settings:
              "cassandra_jmx_port", "hdfs_port", "hdfs_http_port"]
     values = dict(zip(names, _free_ports(len(names)), strict=True))
     values.update(overrides)
+    values.setdefault("services_start_timeout_s", 300.0)  # a busy 2-core machine starts JVMs slowly
     return Settings(work_dir=str(tmp_path / "work"), **values)  # type: ignore[arg-type]
 
 
@@ -121,6 +122,33 @@ def test_missing_maven_is_named(tmp_path: Path) -> None:
         services.fetch(settings, ["hdfs"])
 
 
+def test_cluster_nodes_take_consecutive_ports_and_addresses(tmp_path: Path) -> None:
+    settings = Settings(work_dir=str(tmp_path), kafka_brokers=3, kafka_port=19092,
+                        kafka_controller_port=19192, cassandra_nodes=2, cassandra_port=19042,
+                        cassandra_jmx_port=17199)
+    kafka = services.nodes(settings, "kafka")
+    assert [n.endpoints for n in kafka] == [
+        (("broker", "127.0.0.1", 19092 + i), ("controller", "127.0.0.1", 19192 + i)) for i in range(3)]
+    assert services.kafka_quorum(settings) == \
+        "controller.quorum.voters=1@127.0.0.1:19192,2@127.0.0.1:19193,3@127.0.0.1:19194"
+    assert services.kafka_quorum(Settings()) == "controller.quorum.bootstrap.servers=127.0.0.1:9093"
+    cassandra = services.nodes(settings, "cassandra")
+    assert [(n.host, n.endpoints[0], n.endpoints[2]) for n in cassandra] == [
+        ("127.0.0.1", ("cql", "127.0.0.1", 19042), ("jmx", "127.0.0.1", 17199)),
+        ("127.0.0.2", ("cql", "127.0.0.2", 19042), ("jmx", "127.0.0.1", 17200))]
+    assert services.address(settings, "cassandra") == "127.0.0.1:19042,127.0.0.2:19042"
+    # the first node keeps the single node's folders; the others get their own
+    assert services.pid_file(settings, "kafka", 0) == tmp_path.resolve() / "services/kafka/server.pid"
+    assert services.log_file(settings, "kafka", 2) == \
+        tmp_path.resolve() / "services/kafka/node-3/logs/stdout.log"
+    with pytest.raises(services.ServiceError, match="cassandra_nodes: 2 nodes need an IPv4 bind_address"):
+        services.nodes(settings.replace(bind_address="localhost"), "cassandra")
+    with pytest.raises(services.ServiceError, match="up kafka: the 3 controller ports 9093-9095 overlap "
+                                                     "the broker ports 9092-9094; set kafka_controller_port"):
+        services.up(Settings(work_dir=str(tmp_path), kafka_brokers=3), ["kafka"])
+    assert not services.pid_file(settings, "kafka").exists()
+
+
 @pytest.mark.integration
 def test_up_status_down_cycle_frees_every_port(tmp_path: Path, services_running: Settings) -> None:
     """A second Kafka and HDFS on other ports: up -> healthy -> down -> no process, ports free."""
@@ -137,6 +165,31 @@ def test_up_status_down_cycle_frees_every_port(tmp_path: Path, services_running:
         services.down(settings, names, log=lambda _: None)
     for name in names:
         assert not Path(f"/proc/{pids[name]}").exists() or services.read_pid(settings, name) is None
-        for port in services.ports(settings, name).values():
-            assert not services.port_in_use("127.0.0.1", port)
+        for node in services.nodes(settings, name):
+            for _role, host, port in node.endpoints:
+                assert not services.port_in_use(host, port)
     assert not any(s.healthy for s in services.status(settings, names))
+
+
+@pytest.mark.integration
+def test_hdfs_keeps_its_data_across_down_and_up(tmp_path: Path, services_running: Settings) -> None:
+    """`services down` then `up` of an HDFS on other ports: a file written before is read back
+    (the namespace is formatted once, not at every start)."""
+    from clickstream.archive import filesystem
+
+    settings = _isolated(tmp_path, services_home=services_running.services_home,
+                         services_start_timeout_s=300.0)
+    payload = os.urandom(100_000)
+    try:
+        services.up(settings, ["hdfs"], log=lambda _: None)
+        fs, root = filesystem(settings.hdfs_url + "/kept")
+        with fs.open(f"{root}/before-restart.bin", "wb") as f:
+            f.write(payload)
+        services.down(settings, ["hdfs"], log=lambda _: None)
+        assert services.read_pid(settings, "hdfs") is None
+        services.up(settings, ["hdfs"], log=lambda _: None)
+        fs, root = filesystem(settings.hdfs_url + "/kept")
+        with fs.open(f"{root}/before-restart.bin", "rb") as f:
+            assert f.read() == payload
+    finally:
+        services.down(settings, ["hdfs"], log=lambda _: None)

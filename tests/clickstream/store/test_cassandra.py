@@ -39,3 +39,90 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
         assert cassandra_store.select("window_totals", part, **kwargs) == \
             embedded.select("window_totals", part, **kwargs)
     embedded.close()
+
+
+def test_client_negotiates_the_protocol_and_balances_by_token_and_datacenter(cassandra_settings) -> None:
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+    from clickstream.store.cassandra import READ_PROFILE
+
+    cluster, session = connect(cassandra_settings)
+    try:
+        assert session.execute("SELECT release_version FROM system.local").one()[0].startswith("5.")
+        assert not cluster._protocol_version_explicit  # negotiated, not pinned
+        assert cluster.protocol_version == 5  # the newest non-beta version Cassandra 5.0 speaks
+        default = cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+        read = cluster.profile_manager.profiles[READ_PROFILE]
+        for profile in (default, read):
+            policy = profile.load_balancing_policy
+            assert isinstance(policy, TokenAwarePolicy)
+            assert isinstance(policy._child_policy, DCAwareRoundRobinPolicy)
+            assert policy._child_policy.local_dc == "datacenter1"
+        assert default.consistency_level == ConsistencyLevel.LOCAL_QUORUM
+        assert read.consistency_level == ConsistencyLevel.LOCAL_ONE
+    finally:
+        cluster.shutdown()
+
+
+def test_consistency_settings_reach_reads_and_writes(cassandra_settings, unique_name: str) -> None:
+    """On one node, THREE cannot be met: a read (or write) at THREE fails, so the setting is used."""
+    from cassandra.cluster import NoHostAvailable
+
+    from clickstream.store.cassandra import CassandraStore
+
+    part = {"pipeline": unique_name, "window_ms": 1000, "day": "2015-02-01"}
+    row = {**part, "window_start_ms": 0, "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1}
+    store = CassandraStore(cassandra_settings.replace(cassandra_read_consistency="THREE"))
+    try:
+        assert store.upsert("window_totals", [row]) == 1  # writes: LOCAL_QUORUM, met by one node
+        with pytest.raises(NoHostAvailable, match="Cannot achieve consistency level THREE"):
+            store.select("window_totals", part)
+    finally:
+        store.close()
+    store = CassandraStore(cassandra_settings.replace(cassandra_write_consistency="THREE"))
+    try:
+        assert store.select("window_totals", part)[0]["clicks"] == 1  # reads: LOCAL_ONE
+        with pytest.raises(NoHostAvailable, match="Cannot achieve consistency level THREE"):
+            store.upsert("window_totals", [row])
+    finally:
+        store.close()
+
+
+def test_window_ttl_gives_retention_and_time_window_compaction(isolated_cassandra_settings) -> None:
+    from clickstream.store.cassandra import RETENTION_TABLES, TWCS, CassandraStore
+
+    settings = isolated_cassandra_settings.replace(window_ttl_s=7 * 86400)
+    ks = settings.cassandra_keyspace
+
+    def options() -> dict[str, tuple[int, str, str | None]]:
+        cluster, session = connect(settings)
+        try:
+            rows = session.execute("SELECT table_name, default_time_to_live, compaction FROM "
+                                   "system_schema.tables WHERE keyspace_name = %s", (ks,))
+            return {r.table_name: (r.default_time_to_live, r.compaction["class"],
+                                   r.compaction.get("compaction_window_size")) for r in rows}
+        finally:
+            cluster.shutdown()
+
+    apply_schema(settings)
+    got = options()
+    for name in RETENTION_TABLES:
+        assert got[name] == (7 * 86400, TWCS, "6"), name  # 7 days / 30 -> 6-hour windows
+    assert all(ttl == 0 for name, (ttl, _c, _w) in got.items() if name not in RETENTION_TABLES)
+    store = CassandraStore(settings)
+    try:
+        store.upsert("window_totals", [{"pipeline": "p", "window_ms": 1000, "day": "d", "window_start_ms": 0,
+                                        "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1}])
+    finally:
+        store.close()
+    cluster, session = connect(settings, ks)
+    try:
+        ttl = session.execute("SELECT TTL(clicks) FROM window_totals WHERE pipeline = 'p' AND "
+                              "window_ms = 1000 AND day = 'd'").one()[0]
+        assert 7 * 86400 - 60 < ttl <= 7 * 86400
+    finally:
+        cluster.shutdown()
+    apply_schema(settings.replace(window_ttl_s=0))  # back to forever; compaction left as it is
+    assert all(ttl == 0 for ttl, _c, _w in options().values())
