@@ -49,11 +49,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 from dask.distributed import Client, LocalCluster
+from kafka.errors import TopicAuthorizationFailedError as KafkaTopicAuthorizationFailedError
 from streamz.dask import DaskStream
 
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
-from clickstream.store import Store, StoreError, open_store
+from clickstream.store import Store, open_store
+from clickstream.store.cassandra import REFUSALS as CASSANDRA_REFUSALS
 from pipeline.checkpoint import CheckpointError, Checkpoints, CyclePlan, Snapshot
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES, Aggregate
 from pipeline.operators.windows import WindowRows, WindowState
@@ -67,6 +69,7 @@ from pipeline.sources.memory import MemorySource
 from pipeline.worker import BatchTask, Partial, now_ms, process_batch
 
 log = logging.getLogger("pipeline")
+PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedError)
 
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
@@ -584,8 +587,11 @@ class Pipeline:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An error of an unreachable or overloaded server (worth waiting for), not of our code."""
-    if isinstance(exc, (OSError, TimeoutError, ConnectionError, StoreError, SourceError, CheckpointError)):
+    """An error of an unreachable or overloaded server (worth waiting for), not of our code
+    nor of a request the server refuses whatever the moment (a missing column, bad auth)."""
+    if isinstance(exc, PERMANENT_SERVER_ERRORS):
+        return False
+    if isinstance(exc, (OSError, TimeoutError, ConnectionError, SourceError, CheckpointError)):
         return True
     return (type(exc).__module__ or "").split(".")[0] in ("kafka", "cassandra", "hdfs_native")
 

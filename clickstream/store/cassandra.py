@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest, Unauthorized
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import (
@@ -30,6 +30,7 @@ from cassandra.policies import (
     TokenAwarePolicy,
     WhiteListRoundRobinPolicy,
 )
+from cassandra.protocol import ConfigurationException, SyntaxException
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from clickstream.settings import Settings
@@ -37,6 +38,8 @@ from clickstream.store import cql
 from clickstream.store.base import Row, StoreError, as_tuple, partition_values, table
 from clickstream.store.tables import TABLES
 
+# What Cassandra answers to a request it refuses whatever the moment (waiting will not help).
+REFUSALS = (InvalidRequest, Unauthorized, AuthenticationFailed, SyntaxException, ConfigurationException)
 BATCH_ROWS = 500
 RECONNECT_MAX_S = 5.0
 IN_FLIGHT_BATCHES = 16
@@ -128,6 +131,7 @@ def apply_schema(settings: Settings) -> list[str]:
         session.execute(ddl, timeout=60)
         for t in TABLES.values():
             session.execute(cql.create_table_cql(t, keyspace), timeout=60)
+        _check_layout(session, keyspace)
         _apply_retention(session, keyspace, int(settings.window_ttl_s))
         cluster.control_connection.wait_for_schema_agreement()
     finally:
@@ -145,6 +149,23 @@ def twcs_window(ttl_s: int) -> tuple[str, int]:
     if hours < 24:
         return "HOURS", hours
     return "DAYS", math.ceil(hours / 24)
+
+
+SELECT_COLUMNS = "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = ?"
+
+
+def _check_layout(session: Session, keyspace: str) -> None:
+    """Tables made by an older version lack columns (``CREATE ... IF NOT EXISTS`` kept them):
+    say which, rather than fail later on every write."""
+    found: dict[str, set[str]] = {}
+    for row in session.execute(session.prepare(SELECT_COLUMNS), (keyspace,), timeout=60):
+        found.setdefault(row.table_name, set()).add(row.column_name)
+    for t in TABLES.values():
+        missing = [c for c in t.column_names if c not in found.get(t.name, set())]
+        if missing:
+            raise StoreError(f"keyspace {keyspace}: table {t.name} has an older layout (no column "
+                             f"{', '.join(missing)}); drop the keyspace or use another "
+                             "(cassandra_keyspace)")
 
 
 SELECT_TABLE_OPTIONS = ("SELECT table_name, default_time_to_live, compaction FROM system_schema.tables "
