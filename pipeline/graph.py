@@ -73,6 +73,7 @@ PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedErr
 
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
+STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
 T = TypeVar("T")
 
 
@@ -204,6 +205,7 @@ class Pipeline:
         self._consumed: dict[int, int] = {}
         self._status = "starting"
         self._run: _RunState | None = None
+        self._step: tuple[str, float] | None = None  # the blocking step under way, since when
         self._timings = {"cycle_s": 0.0, "store_write_s": 0.0, "archive_write_s": 0.0, "checkpoint_s": 0.0}
         self._latencies_ms: deque[int] = deque(maxlen=LATENCY_SAMPLES)
         self._partials: dict[tuple[int, int], Partial] = {}
@@ -279,7 +281,10 @@ class Pipeline:
         return type(self.source).__name__
 
     def status(self) -> str:
-        """``running``, ``idle``, ``waiting for <server>: <error>`` or ``stopped``."""
+        """``running``, ``idle``, ``waiting for <what>: <error or silence>`` or ``stopped``."""
+        step = self._step
+        if step is not None and time.monotonic() - step[1] >= STALL_S:
+            return f"waiting for {step[0]}: no answer for {time.monotonic() - step[1]:.0f} s"
         return self._status
 
     def progress(self) -> PipelineProgress:
@@ -443,9 +448,11 @@ class Pipeline:
         todo = {(t.partition, t.start_offset): t for t in tasks}
         done: dict[tuple[int, int], Partial] = {}
         while todo:
+            self._step = ("the workers (fetch from Kafka, write to the archive)", time.monotonic())
             with self._arrivals:
                 self._arrivals.wait_for(partial(self._all_arrived, list(todo)), timeout=timeout_s)
                 arrived = {k: self._partials.pop(k) for k in list(todo) if k in self._partials}
+            self._step = None
             failed: list[tuple[BatchTask, str]] = []
             for key, task in todo.items():
                 part = arrived.get(key)
@@ -573,6 +580,7 @@ class Pipeline:
         deadline = time.monotonic() + self.settings.outage_timeout_s
         delay_s = 0.5
         while True:
+            self._step = (what, time.monotonic())
             try:
                 return step()
             except Exception as exc:
@@ -584,6 +592,8 @@ class Pipeline:
                             type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 10.0)
+            finally:
+                self._step = None
 
 
 def is_transient(exc: BaseException) -> bool:

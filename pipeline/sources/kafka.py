@@ -22,11 +22,14 @@ from pipeline.sources.confluent import ConfluentFetcher
 from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
 
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
+# kafka-python's default (305 s) would hide a broker outage; the pipeline retries instead.
+DRIVER_REQUEST_TIMEOUT_MS = 15_000
 
 
 def _consumer(bootstrap: str, group: str | None) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                         auto_offset_reset="earliest", client_id=f"clickstream-pipeline-{group or 'fetch'}")
+                         auto_offset_reset="earliest", client_id=f"clickstream-pipeline-{group or 'fetch'}",
+                         request_timeout_ms=DRIVER_REQUEST_TIMEOUT_MS)
 
 
 _CACHE: dict[str, KafkaConsumer] = {}
