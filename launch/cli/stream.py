@@ -46,6 +46,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         pipe = Pipeline(settings)
     except (PipelineError, SourceError, StoreError) as exc:
         raise CliError(str(exc)) from None
+    print(f"stream: Dask scheduler {pipe.client.scheduler.address}, "
+          f"{len(pipe.client.scheduler_info(n_workers=-1)['workers'])} workers", flush=True)
+    link = dashboard_link(pipe.client)
+    if link:
+        print(f"stream: Dask dashboard at {link}", flush=True)
     previous = signal.signal(signal.SIGINT, lambda *_: pipe.stop())
     try:
         summary = pipe.run(until_idle_s=args.until_idle_s, max_clicks=args.max_clicks)
@@ -57,3 +62,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     print(f"stream: {summary.clicks} clicks ({summary.late_clicks} late, {summary.dead_letters} dead "
           f"letters) in {summary.elapsed_s:.1f} s; committed {summary.committed}")
     return 0
+
+
+def dashboard_link(client: Any) -> str:
+    """The Dask dashboard's URL, or '' when the scheduler serves none (``--no-dashboard``,
+    ``dask_dashboard_address`` empty)."""
+    try:
+        return client.dashboard_link or ""
+    except KeyError:  # a remote scheduler without a dashboard service
+        return ""
