@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import urllib.request
 from typing import Any
 
 from clickstream.settings import Settings, add_settings_arguments
@@ -65,9 +66,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def dashboard_link(client: Any) -> str:
-    """The Dask dashboard's URL, or '' when the scheduler serves none (``--no-dashboard``,
-    ``dask_dashboard_address`` empty)."""
+    """The Dask dashboard's URL, or '' when the scheduler serves none: its HTTP server (health,
+    metrics) runs and is reported even then (``dask scheduler --no-dashboard``,
+    ``dask_dashboard_address`` empty), so the page itself is asked for."""
     try:
-        return client.dashboard_link or ""
-    except KeyError:  # a remote scheduler without a dashboard service
+        link = client.dashboard_link or ""
+    except KeyError:  # a scheduler without an HTTP server
+        return ""
+    try:
+        with urllib.request.urlopen(link, timeout=10) as page:
+            return link if page.status == 200 else ""
+    except (OSError, ValueError):  # 404 without the dashboard, or unreachable from here
         return ""
