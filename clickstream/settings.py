@@ -188,12 +188,25 @@ class Settings:
     dask_scheduler_address: str = _opt("", "Dask scheduler address; empty: a LocalCluster",
                                        "compute")
     dask_workers: int = _opt(2, "worker processes of the LocalCluster", "compute")
-    spark_master: str = _opt("local[2]", "Spark master URL", "compute")
+    spark_master: str = _opt("local[2]", "Spark master URL, used when the launcher names none "
+                             "(spark-submit --master, spark-defaults.conf, MASTER)", "compute")
     spark_engine: str = _opt(
         "comet", "SQL engine of the Spark sessions we start: 'comet' (Apache DataFusion Comet, "
         "native; its jar comes with `clickstream services fetch`, without it Spark's own with a "
         "warning) or 'spark'. Under spark-submit the command line decides (spark_jobs/README.md)",
         "compute", ("comet", "spark"))
+    # cluster: the Spark driver's address and the Dask dashboard (README "Running on a cluster")
+    spark_driver_host: str = _opt(
+        "", "address Spark executors reach the driver at (spark.driver.host); empty: Spark's own "
+        "choice, or bind_address on the local stack and with a local[...] master. A launcher's value "
+        "(spark-submit --conf, spark-defaults.conf) wins, as for spark_master", "compute")
+    spark_driver_bind_address: str = _opt(
+        "", "address the Spark driver listens on (spark.driver.bindAddress); empty: as "
+        "spark_driver_host", "compute")
+    dask_dashboard_address: str = _opt(
+        "127.0.0.1:8787", "host:port of the pipeline's own LocalCluster's Dask dashboard (a taken "
+        "port: any free one; empty: none); with dask_scheduler_address, the scheduler's own",
+        "compute")
 
     # -- stream (pipeline) ---------------------------------------------------------------
     allowed_lateness_ms: int = _opt(5_000, "event-time lateness allowed before a window is final "

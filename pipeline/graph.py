@@ -239,7 +239,8 @@ class Pipeline:
             client = Client(settings.dask_scheduler_address)
         else:
             cluster = LocalCluster(n_workers=settings.dask_workers, threads_per_worker=1,
-                                   processes=True, host="127.0.0.1", dashboard_address=None,
+                                   processes=True, host="127.0.0.1",
+                                   dashboard_address=settings.dask_dashboard_address or None,
                                    silence_logs=logging.WARNING)
             client = Client(cluster)
             self._owned.append(cluster)

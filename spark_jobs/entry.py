@@ -52,15 +52,29 @@ def submit_main(job: str, add_arguments: Callable[[argparse.ArgumentParser], Non
         return 2
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # spark-submit started the driver's JVM before Python: its command line decides
-        # whether Comet runs (submit_command); a session can no longer load the plugin.
+        # whether Comet runs (submit_command); a session can no longer load the plugin. (It
+        # decides the master and the driver's address too: spark_jobs.session.launcher_conf.)
         settings = settings.replace(spark_engine="spark")
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return run(settings, args)
+        status = run(settings, args)
     except JobInputError as exc:
         print(f"{job}: error: {exc}", file=sys.stderr)
         return 1
+    print(f"{job}: {where_it_ran()}")
+    return status
+
+
+def where_it_ran() -> str:
+    """The master and application id of the process's SparkContext (what the master's UI lists)."""
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if sc is None:
+        return "no Spark session"
+    return (f"ran on master {sc.master} as application {sc.applicationId} "
+            f"(driver {sc.getConf().get('spark.driver.host')})")
 
 
 def submit_command(settings: Settings, job: str, job_args: Sequence[str], py_files_zip: str) -> list[str]:

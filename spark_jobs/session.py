@@ -11,6 +11,12 @@ only to a JVM this process launches; under spark-submit the command line carries
 (``spark_jobs.entry.submit_command``). On a cluster, every worker needs the jar at the
 same path as the driver (``spark.executor.extraClassPath``), or use ``spark_engine=spark``.
 
+Master and driver address (``LAUNCHER_KEYS``): whatever launched the JVM decides first
+(spark-submit's ``--master`` / ``--conf``, ``spark-defaults.conf``, Spark's ``MASTER``
+variable, ``PYSPARK_SUBMIT_ARGS``); ``settings.spark_master``, ``spark_driver_host`` and
+``spark_driver_bind_address`` fill only what it left unset. The JVM this process starts
+itself comes through spark-submit too, and its fallback master ``local[*]`` counts as unset.
+
 The Cassandra connector (``clickstream.jars.CASSANDRA_CONNECTOR``) is added only when the job writes to
 Cassandra. The first session resolves it from Maven Central (``spark.jars.packages``)
 into an Ivy cache (``clickstream.jars.ivy_dir``); once the jars are
@@ -21,6 +27,7 @@ there, later sessions pass them as ``spark.jars`` and skip Ivy resolution entire
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCAL_SHUFFLE_PARTITIONS = 4
+# What a launcher may have decided before our settings; never passed when we start the JVM.
+LAUNCHER_KEYS = ("spark.master", "spark.driver.host", "spark.driver.bindAddress",
+                 "spark.sql.shuffle.partitions", "spark.default.parallelism")
+SPARK_SUBMIT_FALLBACK_MASTER = "local[*]"  # spark-submit's master when nothing names one
 COMET_PLUGIN = "org.apache.spark.CometPlugin"
 COMET_CONF = {
     "spark.plugins": COMET_PLUGIN,
@@ -62,23 +73,40 @@ def engine_jar(settings: Settings) -> Path | None:
     return jar
 
 
+def driver_addresses(settings: Settings, master: str) -> dict[str, str]:
+    """``spark.driver.host`` / ``spark.driver.bindAddress`` from settings; Spark's own choice
+    (none set) unless given, except on the local stack or a ``local[...]`` master, where the
+    driver stays on ``settings.bind_address`` (loopback by default)."""
+    host, bind = settings.spark_driver_host, settings.spark_driver_bind_address
+    if not host and not bind and (settings.stack == "local" or master.startswith("local")):
+        host = bind = settings.bind_address
+    out = {}
+    if host:
+        out["spark.driver.host"] = host
+    if bind:
+        out["spark.driver.bindAddress"] = bind
+    return out
+
+
 def spark_conf(settings: Settings, *, cassandra: bool, app_name: str = "clickstream",
-               comet: Path | None = None) -> dict[str, str]:
+               comet: Path | None = None, launcher: Mapping[str, str] | None = None) -> dict[str, str]:
     """The configuration ``build_session`` applies (pure, so it can be inspected and tested);
-    ``comet``: Comet's jar, to run on Comet (``COMET_CONF``)."""
+    ``comet``: Comet's jar, to run on Comet (``COMET_CONF``); ``launcher``: the ``LAUNCHER_KEYS``
+    the JVM's launcher already set (``launcher_conf``), which win over the settings."""
+    launcher = {k: v for k, v in (launcher or {}).items() if k in LAUNCHER_KEYS and v}
+    master = launcher.get("spark.master") or settings.spark_master
     conf: dict[str, str] = {
         "spark.app.name": app_name,
-        "spark.master": settings.spark_master,
+        "spark.master": master,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         # toPandas / createDataFrame(pandas) through Arrow: the embedded store's writes and
         # PageRank's edge list move as columns, not as pickled rows.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.driver.bindAddress": settings.bind_address,
-        "spark.driver.host": settings.bind_address,
+        **driver_addresses(settings, master),
     }
-    if settings.spark_master.startswith("local"):
+    if master.startswith("local"):
         conf["spark.sql.shuffle.partitions"] = str(LOCAL_SHUFFLE_PARTITIONS)
         conf["spark.default.parallelism"] = str(LOCAL_SHUFFLE_PARTITIONS)
         conf["spark.driver.memory"] = "2g"
@@ -103,25 +131,48 @@ def spark_conf(settings: Settings, *, cassandra: bool, app_name: str = "clickstr
             conf["spark.cassandra.auth.password"] = settings.cassandra_password
     if jars:
         conf["spark.jars"] = ",".join(str(p) for p in jars)
-    return conf
+    return conf | launcher
+
+
+def launcher_conf() -> dict[str, str]:
+    """The ``LAUNCHER_KEYS`` this process's JVM was started with (started or attached to
+    first if need be): spark-submit's, when it launched this process, or what
+    ``spark-defaults.conf``, ``MASTER`` and ``PYSPARK_SUBMIT_ARGS`` gave the JVM we started,
+    less spark-submit's fallback master."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # a no-op once the gateway is up
+    jvm_conf = dict(SparkConf().getAll())  # the JVM's spark.* system properties
+    found = {k: jvm_conf[k] for k in LAUNCHER_KEYS if jvm_conf.get(k)}
+    ours = getattr(SparkContext._gateway, "proc", None) is not None  # None: spark-submit started it
+    if ours and found.get("spark.master") == SPARK_SUBMIT_FALLBACK_MASTER:
+        del found["spark.master"]
+    return found
 
 
 def build_session(settings: Settings, *, cassandra: bool | None = None,
                   app_name: str = "clickstream") -> SparkSession:
     """Get or create the process's SparkSession (blocks until the JVM is up).
 
-    ``cassandra`` defaults to ``settings.store_backend == "cassandra"``. Under spark-submit
-    the master and packages given on the command line win over these defaults only where
-    set there (``getOrCreate`` keeps an already running session's static settings).
+    ``cassandra`` defaults to ``settings.store_backend == "cassandra"``. A JVM not yet running
+    is started with everything but ``LAUNCHER_KEYS``; then the launcher's values of those win
+    (``launcher_conf``) and the settings fill the rest. ``getOrCreate`` keeps an already
+    running session's static settings.
     """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     if cassandra is None:
         cassandra = settings.store_backend == "cassandra"
     if cassandra:
         ivy_dir(settings).mkdir(parents=True, exist_ok=True)
+    comet = engine_jar(settings)
+    conf = spark_conf(settings, cassandra=cassandra, app_name=app_name, comet=comet)
+    if SparkContext._gateway is None:  # start the JVM (or attach to spark-submit's) without them
+        SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(
+            [(k, v) for k, v in conf.items() if k not in LAUNCHER_KEYS]))
+    conf = spark_conf(settings, cassandra=cassandra, app_name=app_name, comet=comet, launcher=launcher_conf())
     builder = SparkSession.builder
-    conf = spark_conf(settings, cassandra=cassandra, app_name=app_name, comet=engine_jar(settings))
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

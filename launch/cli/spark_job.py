@@ -1,6 +1,7 @@
 """What ``clickstream batch``, ``pagerank`` and ``reconcile`` share: one Spark job each.
 
-Each runs ``spark_jobs/<name>.py`` locally (Spark ``settings.spark_master``), or with
+Each runs ``spark_jobs/<name>.py`` in this process (Spark ``settings.spark_master`` unless
+``spark-defaults.conf`` or ``MASTER`` names one; see ``spark_jobs.session``), or with
 ``--print-submit`` builds the ``--py-files`` zip (as ``python -m spark_jobs.package``) and
 prints the equivalent spark-submit command instead.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from clickstream.settings import Settings
 from launch.cli import CliError
-from spark_jobs.entry import add_common_arguments, submit_command
+from spark_jobs.entry import add_common_arguments, submit_command, where_it_ran
 from spark_jobs.package import DEFAULT_OUT, build_zip
 from spark_jobs.source import JobInputError
 
@@ -38,6 +39,8 @@ def run_job(name: str, settings: Settings, args: argparse.Namespace) -> int:
         return 0
     job = importlib.import_module(f"spark_jobs.{name}")
     try:
-        return int(job.run(settings, args))
+        status = int(job.run(settings, args))
     except (JobInputError, ValueError) as exc:
         raise CliError(str(exc)) from None
+    print(f"{name}: {where_it_ran()}")
+    return status

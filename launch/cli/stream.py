@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import urllib.request
 from typing import Any
 
 from clickstream.settings import Settings, add_settings_arguments
@@ -46,6 +47,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         pipe = Pipeline(settings)
     except (PipelineError, SourceError, StoreError) as exc:
         raise CliError(str(exc)) from None
+    print(f"stream: Dask scheduler {pipe.client.scheduler.address}, "
+          f"{len(pipe.client.scheduler_info(n_workers=-1)['workers'])} workers", flush=True)
+    link = dashboard_link(pipe.client)
+    if link:
+        print(f"stream: Dask dashboard at {link}", flush=True)
     previous = signal.signal(signal.SIGINT, lambda *_: pipe.stop())
     try:
         summary = pipe.run(until_idle_s=args.until_idle_s, max_clicks=args.max_clicks)
@@ -57,3 +63,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     print(f"stream: {summary.clicks} clicks ({summary.late_clicks} late, {summary.dead_letters} dead "
           f"letters) in {summary.elapsed_s:.1f} s; committed {summary.committed}")
     return 0
+
+
+def dashboard_link(client: Any) -> str:
+    """The Dask dashboard's URL, or '' when the scheduler serves none: its HTTP server (health,
+    metrics) runs and is reported even then (``dask scheduler --no-dashboard``,
+    ``dask_dashboard_address`` empty), so the page itself is asked for."""
+    try:
+        link = client.dashboard_link or ""
+    except KeyError:  # a scheduler without an HTTP server
+        return ""
+    try:
+        with urllib.request.urlopen(link, timeout=10) as page:
+            return link if page.status == 200 else ""
+    except (OSError, ValueError):  # 404 without the dashboard, or unreachable from here
+        return ""

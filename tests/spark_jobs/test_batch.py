@@ -3,9 +3,7 @@ the 2017-style JSON baseline computes the same tables; the job runs under spark-
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from spark_jobs.batch import run_batch
 from spark_jobs.batch_tables import BATCH_TABLES, RANKED_TABLES
 from spark_jobs.source import HourRange, JobInputError
 from tests.spark_jobs.archive_builder import write_archive
+from tests.spark_jobs.conftest import spark_submit
 from tests.spark_jobs.recount import batch_tables
 from tests.spark_jobs.tables_dump import dump_table
 
@@ -120,27 +119,7 @@ def test_json_baseline_computes_the_same_tables(spark: Any, shared_clicks: pd.Da
 
 
 def _spark_submit(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """``command`` (a spark-submit command line) through pyspark's own bin/spark-submit, with
-    the checkout's editable install hidden from every Python process (so the --py-files zip
-    alone must hold the code) and no CLICKSTREAM_* env; fails unless it exits 0."""
-    import pyspark
-
-    hide = tmp_path / "hide-editable-install"
-    hide.mkdir()
-    # Runs in every Python process after site-packages' .pth files (which install the finder).
-    (hide / "sitecustomize.py").write_text(
-        "import sys\n"
-        "sys.meta_path[:] = [f for f in sys.meta_path\n"
-        "                    if 'EditableFinder' not in getattr(f, '__name__', '')]\n"
-        "print('editable install hidden', file=sys.stderr)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
-    env |= {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PYTHONPATH": str(hide)}
-    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    done = subprocess.run([str(spark_submit), *command[1:]], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "editable install hidden" in done.stdout + done.stderr  # spark-submit merges them
+    done = spark_submit(command, tmp_path)
     assert "batch: top_destinations:" in done.stdout
     return done
 
