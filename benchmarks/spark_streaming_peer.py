@@ -54,9 +54,7 @@ SPARK_TABLES: dict[str, Table] = {t.name: dataclasses.replace(t, name=SPARK_PREF
 
 
 def _session(settings: Settings) -> Any:
-    from pyspark.sql import SparkSession
-
-    from spark_jobs.session import spark_conf
+    from spark_jobs.session import session_from_conf, spark_conf
 
     ivy = settings.services_home_path / IVY_SUBDIR
     ivy.mkdir(parents=True, exist_ok=True)
@@ -64,12 +62,7 @@ def _session(settings: Settings) -> Any:
     packages = [p for p in (conf.get("spark.jars.packages"), KAFKA_PACKAGE) if p]
     conf["spark.jars.packages"] = ",".join(packages)
     conf["spark.jars.ivy"] = str(ivy)
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    return session_from_conf(conf)
 
 
 def _clicks(spark: Any, settings: Settings, topic: str, max_offsets: int | None) -> Any:

@@ -160,7 +160,6 @@ def build_session(settings: Settings, *, cassandra: bool | None = None,
     running session's static settings.
     """
     from pyspark import SparkConf, SparkContext
-    from pyspark.sql import SparkSession
 
     if cassandra is None:
         cassandra = settings.store_backend == "cassandra"
@@ -172,6 +171,11 @@ def build_session(settings: Settings, *, cassandra: bool | None = None,
         SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(
             [(k, v) for k, v in conf.items() if k not in LAUNCHER_KEYS]))
     conf = spark_conf(settings, cassandra=cassandra, app_name=app_name, comet=comet, launcher=launcher_conf())
+    return session_from_conf(conf)
+
+
+def session_from_conf(conf: dict[str, str]) -> SparkSession:
+    """Get or create the process's SparkSession with ``conf`` (Spark's own logging at ERROR)."""
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
