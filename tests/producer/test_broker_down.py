@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import services
 from clickstream.events import Click, decode_record
 from clickstream.settings import Settings
 from clickstream.topics import ensure_topics
+from launch import services
 from producer.expand import expand_clicks
 from producer.sender import SendError, send_to_kafka
 from producer.synthetic import generate_rows
