@@ -7,7 +7,7 @@ prints one line such as::
 
     pagerank:  12 s | stage 3: 41/200 tasks (2 running) | stage 4: 0/4 tasks
 
-Nothing is printed while no stage runs, nor twice the same line. It never starts Spark
+Nothing is printed while no stage runs, nor when no stage or task count moved. It never starts Spark
 and never imports pyspark itself: it waits until the job has started a context.
 
 A dump's first pass (``producer.replay``'s ``on_scan``): ``ScanLines`` prints at most one
@@ -86,16 +86,17 @@ class SparkProgress:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        last = None
+        last: list[StageTasks] = []
         while not self._stop.wait(self.every_s):
             try:
-                line = progress_line(self.label, time.monotonic() - self._t0, active_stages())
+                stages = active_stages()
             except Exception:  # the context is stopping: progress is best effort
-                line = None
-            if line is not None and line != last:
-                print(line, file=self.out, flush=True)
+                stages = []
+            if stages and stages != last:  # only when a stage or a task count moved
+                print(progress_line(self.label, time.monotonic() - self._t0, stages), file=self.out,
+                      flush=True)
                 self.lines += 1
-            last = line
+            last = stages
 
 
 class ScanLines:
