@@ -5,8 +5,12 @@
 other:
 
 - ``<services_home>/<name>/lib/``: the jars of a server or Spark plugin resolved from
-  ``services/<name>/pom.xml``, with a ``.fetched`` stamp holding the pom's hash;
+  ``clickstream/services/<name>/pom.xml``, with a ``.fetched`` stamp holding the pom's hash;
 - ``<services_home>/spark-ivy/``: Spark's Ivy cache of the Cassandra connector.
+
+The poms and the servers' config files (``SERVICES_DIR``) are package data of this
+package (``pyproject.toml``), so an installed wheel finds them next to this file just as a
+checkout does.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 
 from clickstream.settings import Settings
 
-REPO_SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+SERVICES_DIR = Path(__file__).resolve().parent / "services"  # poms and configs, package data
+REPO_SERVICES_DIR = SERVICES_DIR  # its former name, as launch.services imports it
 CASSANDRA_CONNECTOR = "com.datastax.spark:spark-cassandra-connector_2.12:3.5.1"
-COMET_JAR_GLOB = "comet-spark-spark3.5_2.12-*.jar"  # the version: services/comet/pom.xml
+COMET_JAR_GLOB = "comet-spark-spark3.5_2.12-*.jar"  # the version: clickstream/services/comet/pom.xml
 FETCHED_STAMP = ".fetched"
 
 
@@ -29,7 +34,7 @@ def lib_dir(settings: Settings, name: str) -> Path:
 
 def pom_hash(name: str) -> str:
     """SHA-256 of ``services/<name>/pom.xml``: a fetch is current while its stamp holds it."""
-    return hashlib.sha256((REPO_SERVICES_DIR / name / "pom.xml").read_bytes()).hexdigest()
+    return hashlib.sha256((SERVICES_DIR / name / "pom.xml").read_bytes()).hexdigest()
 
 
 def is_fetched(settings: Settings, name: str) -> bool:

@@ -240,6 +240,12 @@ class Settings:
         ("unweighted", "weighted"), "PageRank variants the dashboard lists (comma-separated)",
         "dashboard")
 
+    # -- metrics (Prometheus endpoint of `stream` and `produce`) -----------------------
+    metrics_port: int = _opt(0, "port of the Prometheus /metrics endpoint of `clickstream stream` and "
+                             "`clickstream produce` (0: off)", "metrics")
+    metrics_address: str = _opt("", "address the metrics endpoint listens on (default: bind_address, "
+                                "loopback)", "metrics")
+
     def __post_init__(self) -> None:
         if self.stack not in STACKS:
             raise SettingsError(f"stack: {self.stack!r} is not one of {', '.join(STACKS)}")
@@ -254,8 +260,9 @@ class Settings:
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise SettingsError(f"{name}: {port} is not a TCP port")
-        if not 0 <= self.dashboard_port < 65536:
-            raise SettingsError(f"dashboard_port: {self.dashboard_port} is not a TCP port (or 0)")
+        for name in ("dashboard_port", "metrics_port"):
+            if not 0 <= getattr(self, name) < 65536:
+                raise SettingsError(f"{name}: {getattr(self, name)} is not a TCP port (or 0)")
         if self.dashboard_poll_ms <= 0:
             raise SettingsError(f"dashboard_poll_ms: {self.dashboard_poll_ms} must be positive")
         for name in ("kafka_replication_factor", "kafka_min_insync_replicas", "kafka_delivery_timeout_ms",
@@ -327,6 +334,11 @@ class Settings:
         if self.stack == "local":
             return f"hdfs://{self.bind_address}:{self.hdfs_port}/clickstream/archive"
         return (self.work_path / "archive").as_uri()
+
+    @property
+    def metrics_listen_address(self) -> str:
+        """Where the metrics endpoint listens: ``metrics_address``, else ``bind_address``."""
+        return self.metrics_address or self.bind_address
 
     @property
     def pipeline_id(self) -> str:

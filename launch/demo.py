@@ -14,16 +14,21 @@ What ``run_demo`` does, in order:
    ``demo/<run id>`` sub-folder; the Cassandra keyspace is shared (schema applied first):
    windows of an earlier run over the same event time are overwritten, so the final
    count reads only this run's event-time range.
+   It writes ``run.json`` there (``launch.runs``): ``clickstream dashboard --run <run id>``
+   (or ``--run latest``) reopens the run's dashboard after the demo ended.
 2. Serves the dashboard (``dashboards.server.start_dashboard``) and prints its URL.
 3. Starts the Spark session on a background thread (its JVM start overlaps the stream).
 4. Replays clicks (a synthetic month or ``--dump``, event time squeezed into a short
-   span, a spike on a few articles) at ``rate_per_s`` from a producer thread into an
+   span, a spike on a few articles unless ``--dump`` without ``--spike``; a dump's clicks
+   are counted first, with a line every 2 s) at ``rate_per_s`` from a producer thread into an
    in-process ``MemoryTopic`` or a Kafka topic, while the streaming pipeline runs on a
    Dask ``LocalCluster`` on another thread; prints a status line every few seconds.
 5. When the replay ends (all clicks, ``duration_s`` or a stop request), the pipeline
    drains what was sent, finalizes every window, flushes and commits, and its Dask
-   cluster is closed; then the Spark batch and PageRank jobs run on the archive.
-6. Prints the final summary, read back from the store, and writes ``summary.json``.
+   cluster is closed; then the Spark batch and PageRank jobs run on the archive (a line
+   every 2 s on their stages' progress, ``launch.progress``).
+6. Prints the final summary, read back from the store, writes ``summary.json``, and the
+   command that reopens the run's dashboard.
 
 Stopping: ``Demo.stop()`` (the CLI calls it on Ctrl-C) ends the replay, lets the pipeline
 finish its cycle, finalize, flush and commit, cancels running Spark jobs, and skips the
@@ -52,6 +57,8 @@ from clickstream.store import Store, open_store
 from clickstream.store.cassandra import apply_schema
 from clickstream.windows import SLIDING_WINDOW_MS, TUMBLING_WINDOWS_MS
 from dashboards.server import start_dashboard
+from launch.progress import ScanLines, SparkProgress
+from launch.runs import reopen_command, write_run_info
 from pipeline import Pipeline, PipelineError, RunSummary
 from pipeline.sources.kafka import SourceError
 from producer.expand import Spike
@@ -62,6 +69,7 @@ from producer.replay import (
     Replay,
     ReplayError,
     ReplayRequest,
+    ScanProgress,
     plan_paced_replay,
 )
 from producer.sender import SendSummary, ensure_topic, send_to_kafka, send_to_memory
@@ -96,7 +104,7 @@ class DemoOptions:
     synthetic_rows: int | None = None
     seed: int = 0
     span_s: float | None = None  # event-time span of the replay (default: from rate and clicks)
-    spike: str | None = None  # AT_S:DURATION_S:CLICKS[:TITLE,...]; default: picked; "" none
+    spike: str | None = None  # AT_S:DURATION_S:CLICKS[:TITLE,...]; None: picked (none with a dump); "": none
     jitter_ms: int = 500
     run_dir: Path | None = None
     status_every_s: float = 2.0
@@ -172,8 +180,9 @@ def run_settings(settings: Settings, run_dir: Path, run_id: str) -> Settings:
 
 
 # -- the clicks ------------------------------------------------------------------------
-def plan_replay(options: DemoOptions, spool_dir: Path) -> Replay:
-    """The demo's clicks: ``producer.replay.plan_paced_replay`` of the options."""
+def plan_replay(options: DemoOptions, spool_dir: Path, on_scan: ScanProgress | None = None) -> Replay:
+    """The demo's clicks: ``producer.replay.plan_paced_replay`` of the options. A default
+    spike only on a synthetic month: a real dump's clicks are replayed as they are."""
     try:
         spike = Spike.parse(options.spike) if options.spike else None
     except ValueError as exc:
@@ -182,9 +191,9 @@ def plan_replay(options: DemoOptions, spool_dir: Path) -> Replay:
                             seed=options.seed, jitter_ms=options.jitter_ms, span_s=options.span_s,
                             spike=spike)
     pace = Pace(clicks=options.clicks, duration_s=options.duration_s, rate_per_s=options.rate_per_s,
-                auto_spike=options.spike is None)
+                auto_spike=options.spike is None and options.dump is None)
     try:
-        return plan_paced_replay(request, pace, spool_dir)
+        return plan_paced_replay(request, pace, spool_dir, on_scan)
     except ReplayError as exc:
         raise DemoError(str(exc)) from None
 
@@ -304,6 +313,7 @@ class Demo:
         base = settings.work_path / "demo"
         self.run_dir = (options.run_dir or base / self.run_id).expanduser().resolve()
         self.settings = run_settings(settings, self.run_dir, self.run_id)
+        self._given_settings = settings
         self._stop = threading.Event()
         self._end_replay = threading.Event()
         self._replay_done = threading.Event()
@@ -356,11 +366,12 @@ class Demo:
         t0 = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.say(f"demo: run {self.run_id} in {self.run_dir}")
+        write_run_info(self.settings, self.run_dir, self.run_id)
         store = self._prepare_store()
         summary = self._new_summary(self._start_dashboard())
         if self.options.run_jobs:
             self._start_spark()
-        replay = plan_replay(self.options, self.run_dir)
+        replay = plan_replay(self.options, self.run_dir, ScanLines(self.out, "demo"))
         self._announce(replay)
         memory_topic = None if self.settings.kafka_bootstrap else MemoryTopic(
             self.settings.topic, self.settings.topic_partitions)
@@ -371,9 +382,13 @@ class Demo:
         self._read_back(store, replay, clicks, runs, summary)
         summary.elapsed_s = time.monotonic() - t0
         self._report(summary)
+        reopen = reopen_command(self._given_settings, self.run_dir, self.run_id)
         if self.options.wait_at_end and not self._stop.is_set():
-            self.say(f"demo: done; the dashboard stays at {summary.dashboard_url} until Ctrl-C")
+            self.say(f"demo: done; the dashboard stays at {summary.dashboard_url} until Ctrl-C; "
+                     f"reopen it later with: {reopen}")
             self._stop.wait()
+        else:
+            self.say(f"demo: reopen this run's dashboard with: {reopen}")
         return summary
 
     def _prepare_store(self) -> Store:
@@ -416,8 +431,13 @@ class Demo:
     def _announce(self, replay: Replay) -> None:
         o = self.options
         rate_text = f"{o.rate_per_s:,.0f} clicks/s" if o.rate_per_s else "as fast as possible"
-        spike_text = (f"; spike on {', '.join(replay.spike_titles)}" if replay.spike_titles else
-                      "; spike on a few articles")
+        spike = replay.spike
+        if spike is None:
+            spike_text = ""
+        elif spike.titles:
+            spike_text = f"; spike on {', '.join(spike.titles)}"
+        else:
+            spike_text = f"; spike on {spike.count} articles picked from the input"
         self.say(f"demo: replaying {replay.planned:,} clicks ({replay.source}) at {rate_text} "
                  f"into {self._topic_text()}; event time {replay.span_ms / 1000:,.0f} s from "
                  f"{dt.datetime.fromtimestamp(replay.start_ms / 1000, tz=dt.UTC):%Y-%m-%d %H:%M}"
@@ -571,6 +591,7 @@ class Demo:
             return run_pagerank(spark, self.settings, archive, hours), time.monotonic() - t
 
         self.say(f"demo: Spark batch tables and PageRank jobs on {archive}")
+        progress = SparkProgress(self.out, label="demo: spark").start()
         ranked = in_thread("demo-pagerank", pagerank)
         try:
             t = time.monotonic()
@@ -591,6 +612,8 @@ class Demo:
                 summary.jobs = "cancelled (stopped)"
                 return runs
             raise DemoError(f"Spark job failed: {exc}") from exc
+        finally:
+            progress.stop()
         return runs
 
     def _read_back(self, store: Store, replay: Replay, clicks: CountingClicks, runs: list[PageRankKey],

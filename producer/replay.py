@@ -5,12 +5,15 @@ the event-time span, the spike and how many clicks; ``plan_replay`` turns it int
 clicks (lazily, ``producer.expand``) and what they are (``Replay``). Nothing is sent here.
 
 - ``plan_replay(request)``: the request as given (``clickstream produce``), one pass over
-  the rows.
+  the rows; with ``count_first`` a first pass counts the input's clicks, so ``planned``
+  (the progress bar's total) is known: a dump is read once more (``on_scan`` hears how
+  far), a synthetic month's counts are drawn without building its rows.
 - ``plan_paced_replay(request, pace)``: the demo's sizing on top: a click count from
   ``pace`` (clicks, or duration x rate, or ``DEFAULT_CLICKS``), a synthetic month sized to
   it, an event span of ``EVENT_SPEEDUP`` event seconds per wall second at the rate (so
   10 s windows move every second) and, unless a spike is given or ``pace.auto_spike`` is
-  off, a spike on ``SPIKE_TITLES`` titles a third into the span.
+  off, a spike on ``SPIKE_TITLES`` titles a third into the span. It counts a dump's
+  clicks in a first pass (``on_scan`` hears how far).
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from clickstream.events import Click
 from clickstream.windows import DEFAULT_MONTH, SECOND_MS
 from producer.expand import Spike, expand_clicks, month_bounds, month_from_filename
 from producer.readers import DumpRow, ReadReport, read_dump
-from producer.synthetic import generate_rows
+from producer.synthetic import generate_rows, synthetic_clicks
 
 DEFAULT_RATE_PER_S = 20_000.0
 DEFAULT_CLICKS = 1_500_000
 EVENT_SPEEDUP = 10.0  # event seconds per wall second at the nominal rate: 10 s windows move
 CLICKS_PER_ROW = 100  # sizing only: about 4x the rows needed, so the graph is not tiny
 SPIKE_TITLES = 3
+SCAN_REPORT_ROWS = 100_000  # ``on_scan`` is called after every this many rows of a first pass
+
+ScanProgress = Callable[[int, int, bool], None]  # (rows read, their clicks, finished) so far
 
 
 class ReplayError(ValueError):
@@ -92,13 +98,27 @@ class Replay:
     start_ms: int  # event time of the span's start
     span_ms: int  # event time the planned clicks cover
     spike_titles: tuple[str, ...]
+    spike: Spike | None = None  # the spike added, if any (its titles may be picked while expanding)
 
 
-def plan_replay(request: ReplayRequest, spool_dir: Path | None = None) -> Replay:
-    """The clicks of ``request`` as given: one pass over the rows."""
+def plan_replay(request: ReplayRequest, spool_dir: Path | None = None, *, count_first: bool = False,
+                on_scan: ScanProgress | None = None) -> Replay:
+    """The clicks of ``request`` as given: one pass over the rows (two with ``count_first``,
+    which fills ``planned`` unless ``fraction`` < 1 makes the count a guess)."""
     if (request.dump is None) == (request.synthetic_rows is None):
         raise ReplayError("give exactly one of --dump FILE or --synthetic-rows N")
     report = ReadReport()
+    planned = request.limit
+    if count_first and request.fraction >= 1.0:
+        if request.dump is not None:
+            _check_dump(request.dump)
+            total = count_dump_clicks(request.dump, request.layout, on_scan)
+        else:
+            assert request.synthetic_rows is not None
+            total = synthetic_clicks(request.synthetic_rows, seed=request.seed,
+                                     layout=request.synthetic_layout, head_share=request.head_share)
+        total += _spike_clicks(request.spike)
+        planned = total if request.limit is None else min(total, request.limit)
     if request.dump is not None:
         _check_dump(request.dump)
         rows: Iterable[DumpRow] = read_dump(request.dump, layout=request.layout, strict=request.strict,
@@ -109,14 +129,29 @@ def plan_replay(request: ReplayRequest, spool_dir: Path | None = None) -> Replay
         rows = generate_rows(request.synthetic_rows, seed=request.seed, layout=request.synthetic_layout,
                              head_share=request.head_share)
         source = f"synthetic month of {request.synthetic_rows:,} rows"
-    return _expand(request, rows, source, report, request.limit, spool_dir)
+    return _expand(request, rows, source, report, planned, spool_dir)
 
 
-def plan_paced_replay(request: ReplayRequest, pace: Pace, spool_dir: Path | None = None) -> Replay:
+def count_dump_clicks(dump: Path, layout: str = "auto", on_scan: ScanProgress | None = None) -> int:
+    """The clicks (sum of n) of a dump's well-formed rows: one pass over the file; ``on_scan``
+    hears (rows, clicks, False) every ``SCAN_REPORT_ROWS`` rows, then (rows, clicks, True)."""
+    rows = clicks = 0
+    for row in read_dump(dump, layout=layout):
+        rows += 1
+        clicks += row.n
+        if on_scan is not None and rows % SCAN_REPORT_ROWS == 0:
+            on_scan(rows, clicks, False)
+    if on_scan is not None:
+        on_scan(rows, clicks, True)
+    return clicks
+
+
+def plan_paced_replay(request: ReplayRequest, pace: Pace, spool_dir: Path | None = None,
+                      on_scan: ScanProgress | None = None) -> Replay:
     """The clicks of ``request`` sized by ``pace`` (see the module docstring); counts the
-    dump's clicks first (a second pass over the file)."""
+    dump's clicks first (a second pass over the file, reported to ``on_scan``)."""
     wanted = pace.wanted_clicks(request)
-    make_rows, rows_total, source = _counted_rows(request, wanted)
+    make_rows, rows_total, source = _counted_rows(request, wanted, on_scan)
     if rows_total == 0:
         raise ReplayError(f"{source}: no clicks to replay")
     planned_base = rows_total if wanted is None else min(wanted, rows_total)
@@ -132,8 +167,7 @@ def plan_paced_replay(request: ReplayRequest, pace: Pace, spool_dir: Path | None
     if spike is None and pace.auto_spike:
         spike = Spike(at_s=span_played_s / 3, duration_s=max(2.0, span_played_s / 15),
                       clicks=max(300, planned_base // 200), count=SPIKE_TITLES)
-    spike_total = 0 if spike is None else spike.clicks * (len(spike.titles) or spike.count)
-    total = rows_total + spike_total
+    total = rows_total + _spike_clicks(spike)
     planned = total if wanted is None else min(wanted, total)
     paced = dataclasses.replace(request, limit=wanted, span_s=full_span_s, spike=spike)
     replay = _expand(paced, make_rows(), source, ReadReport(), planned, spool_dir)
@@ -141,19 +175,23 @@ def plan_paced_replay(request: ReplayRequest, pace: Pace, spool_dir: Path | None
     return dataclasses.replace(replay, span_ms=played_span_ms)
 
 
+def _spike_clicks(spike: Spike | None) -> int:
+    return 0 if spike is None else spike.clicks * (len(spike.titles) or spike.count)
+
+
 def _check_dump(dump: Path) -> None:
     if not dump.is_file():
         raise ReplayError(f"--dump {dump}: no such file")
 
 
-def _counted_rows(request: ReplayRequest, wanted: int | None
+def _counted_rows(request: ReplayRequest, wanted: int | None, on_scan: ScanProgress | None = None
                   ) -> tuple[Callable[[], Iterable[DumpRow]], int, str]:
     """(a fresh iterable of the rows on each call, their clicks, what they are). A synthetic
     month without ``synthetic_rows`` doubles its rows until it holds ``wanted`` clicks."""
     if request.dump is not None:
         dump = request.dump
         _check_dump(dump)
-        rows_total = sum(r.n for r in read_dump(dump, layout=request.layout))
+        rows_total = count_dump_clicks(dump, request.layout, on_scan)
         return (lambda: read_dump(dump, layout=request.layout)), rows_total, f"dump {dump}"
     target = wanted or DEFAULT_CLICKS
     n_rows = request.synthetic_rows or max(200, math.ceil(1.5 * target / CLICKS_PER_ROW))
@@ -176,4 +214,4 @@ def _expand(request: ReplayRequest, rows: Iterable[DumpRow], source: str, report
                            spike=request.spike, spool_dir=spool_dir)
     span_ms = month_ms if request.span_s is None else round(request.span_s * SECOND_MS)
     spike_titles = request.spike.titles if request.spike else ()
-    return Replay(clicks, month, source, report, planned, start_ms, span_ms, spike_titles)
+    return Replay(clicks, month, source, report, planned, start_ms, span_ms, spike_titles, request.spike)

@@ -163,7 +163,9 @@ class Pacer:
 
 
 class Progress:
-    """A bar on a terminal (rate, sent, ETA), periodic log lines otherwise, or nothing."""
+    """A bar on a terminal (rate, sent, ETA when ``total`` is known), periodic log lines
+    otherwise, or nothing. Its ``sent``, ``failed`` and ``done`` are the latest counts (read
+    by ``clickstream produce``'s metrics endpoint from another thread)."""
 
     def __init__(self, mode: bool | str = "auto", total: int | None = None,
                  stream: TextIO | None = None, label: str = "produce") -> None:
@@ -173,10 +175,26 @@ class Progress:
                                                                       "off" if not mode else str(mode))
         self.total = total
         self.label = label
+        self.sent = 0
+        self.failed = 0
+        self.done = False
         self.t0 = time.perf_counter()
         self.next_at = self.t0 + (0.2 if self.mode == "bar" else LOG_EVERY_S)
 
+    @classmethod
+    def of(cls, progress: bool | str | Progress, total: int | None, label: str = "produce") -> Progress:
+        """``progress`` itself if it is a ``Progress`` (its total filled in if unset), else a new one."""
+        if isinstance(progress, Progress):
+            if progress.total is None:
+                progress.total = total
+            return progress
+        return cls(progress, total, label=label)
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.t0
+
     def update(self, sent: int, failed: int) -> None:
+        self.sent, self.failed = sent, failed
         now = time.perf_counter()
         if self.mode == "off" or now < self.next_at:
             return
@@ -197,13 +215,15 @@ class Progress:
             width = 24
             fill = int(width * pct / 100)
             eta = (self.total - sent) / rate if rate > 0 else float("inf")
-            eta_text = "?" if eta == float("inf") else time.strftime("%H:%M:%S", time.gmtime(eta))
-            text = f"[{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}% " + text + f", ETA {eta_text}"
+            eta_text = "?" if eta == float("inf") else time.strftime("%H:%M:%S", time.gmtime(max(eta, 0)))
+            text = (f"[{'#' * fill}{'.' * (width - fill)}] {pct:5.1f}% {self.label}: {sent:,} of "
+                    f"{self.total:,} clicks, {rate:,.0f} clicks/s, {elapsed:,.0f} s, ETA {eta_text}")
         if failed:
             text += f", {failed:,} failed"
         return text
 
     def close(self, sent: int, failed: int) -> None:
+        self.sent, self.failed, self.done = sent, failed, True
         if self.mode == "bar":
             self.stream.write("\r" + self._text(sent, failed, time.perf_counter()) + "\n")
             self.stream.flush()
@@ -312,7 +332,7 @@ class _Ledger:
 
 def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | None = None,
                   rate_per_s: float | None = None, speedup: float | None = None,
-                  clicks_per_record: int = 1, progress: bool | str = "auto",
+                  clicks_per_record: int = 1, progress: bool | str | Progress = "auto",
                   total: int | None = None, batch_wait_ms: int = 1000,
                   create_topic: bool = True, producer: Any = None) -> SendSummary:
     """Send every click to ``topic`` (default ``settings.topic``); blocks until all are
@@ -327,7 +347,7 @@ def send_to_kafka(clicks: Iterable[Click], settings: Settings, *, topic: str | N
     wait_s = settings.kafka_delivery_timeout_ms / 1000 + 10
     ledger = _Ledger(summary, wait_s)
     pacer = Pacer(rate_per_s, speedup)
-    bar = Progress(progress, total)
+    bar = Progress.of(progress, total)
     where = f"Kafka at {settings.kafka_bootstrap}, topic {topic}"
     t0 = time.perf_counter()
     t_first: float | None = None
@@ -418,13 +438,13 @@ def _hand_over(recs: Records, partition: list[int], topic: str, send: Any, pacer
 
 def send_to_memory(clicks: Iterable[Click], memory_topic: MemoryTopic, *, clicks_per_record: int = 1,
                    rate_per_s: float | None = None, speedup: float | None = None,
-                   progress: bool | str = False, total: int | None = None,
+                   progress: bool | str | Progress = False, total: int | None = None,
                    batch_wait_ms: int = 1000, close: bool = True) -> SendSummary:
     """Append every click to ``memory_topic`` with the Kafka encoding and keys; blocks until
     done, then closes the topic (end of stream) unless ``close=False``."""
     summary = SendSummary()
     pacer = Pacer(rate_per_s, speedup)
-    bar = Progress(progress, total, label=f"produce to memory topic {memory_topic.name}")
+    bar = Progress.of(progress, total, label=f"produce to memory topic {memory_topic.name}")
     t0 = time.perf_counter()
     t_first: float | None = None
     try:

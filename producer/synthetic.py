@@ -115,6 +115,11 @@ def _chunks(rows: int, seed: int, layout: str,
         chunk_no += 1
 
 
+def synthetic_clicks(rows: int, *, seed: int = 0, layout: str = "2017", head_share: float = 0.6) -> int:
+    """The clicks (sum of n) of ``generate_rows`` with the same arguments, without building rows."""
+    return sum(int(np.asarray(cols["n"]).sum()) for cols in _chunks(rows, seed, layout, head_share))
+
+
 def generate_rows(rows: int, *, seed: int = 0, layout: str = "2017",
                   head_share: float = 0.6) -> Iterator[DumpRow]:
     """The synthetic rows in memory, chunk by chunk (same rows ``generate_dump`` writes)."""

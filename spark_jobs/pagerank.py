@@ -7,10 +7,20 @@ is not distributed: a sparse mat-vec over tens of millions of edges takes well u
 second per iteration on one core, far faster than a Spark join per iteration (see
 ``spark_jobs.baselines.rdd_pagerank``, the 2017 platform's loop, and benchmarks/spark.py).
 
-Writes, per variant (``weighted``/``unweighted``, suffixed ``-teleport`` with
-``--other teleport``) and run date:
+Arrivals from outside Wikipedia (``other-*`` referrers: search engines, empty referrer,
+other sites) are the teleport distribution by default (``--other teleport``): the random
+surfer enters the graph where real readers enter it, and every clicked article is ranked,
+including those reached only from outside (on the October 2024 sample of
+shared/data/wikipedia-clickstream, ``--other exclude`` leaves 2,804 of its 9,820 clicked
+articles unranked: benchmarks/RESULTS-cli.md). ``--other exclude`` is the 2017 platform's
+graph: article -> article edges only, a uniform teleport.
 
-- ``pagerank_runs``: iterations, converged (1/0), nodes, edges (upsert, idempotent).
+Writes, per variant (``weighted``/``unweighted``, suffixed ``-exclude`` with
+``--other exclude``) and run date:
+
+- ``pagerank_runs``: iterations, converged (1/0), nodes, edges (upsert, idempotent). The
+  command's exit status is ``EXIT_NOT_CONVERGED`` (4) when a variant did not converge
+  within ``--max-iter`` (its scores are written all the same).
 - ``pagerank_top``: the top ``--top-n`` titles; the (run_date, variant) partition is
   replaced whole, so a re-run leaves no stale ranks.
 - every node's score to ``<archive>/pagerank/run_date=YYYY-MM-DD/variant=<v>/`` (Parquet,
@@ -36,7 +46,6 @@ from spark_jobs.pagerank_math import (
     DEFAULT_DAMPING,
     DEFAULT_MAX_ITER,
     DEFAULT_TOL,
-    OTHER_EXCLUDE,
     OTHER_MODES,
     OTHER_TELEPORT,
     ClickGraph,
@@ -53,6 +62,8 @@ if TYPE_CHECKING:
 
 VARIANTS = ("weighted", "unweighted")
 DEFAULT_TOP_N = 100
+DEFAULT_OTHER = OTHER_TELEPORT
+EXIT_NOT_CONVERGED = 4  # the exit status when a variant did not converge (README.md, `clickstream --help`)
 
 
 @dataclass(frozen=True)
@@ -68,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", choices=(*VARIANTS, "both"), default="both",
                         help="edge weights: clicks (weighted) or 1 per edge (unweighted, the 2017 "
                              "platform's); default both")
-    parser.add_argument("--other", choices=OTHER_MODES, default=OTHER_EXCLUDE,
-                        help="other-* referrers: excluded from the graph (default), or their clicks "
-                             "as the teleport distribution")
+    parser.add_argument("--other", choices=OTHER_MODES, default=DEFAULT_OTHER,
+                        help="other-* referrers (arrivals from outside Wikipedia): their clicks as the "
+                             "teleport distribution (default), or excluded from the graph with a "
+                             "uniform teleport (the 2017 platform's)")
     parser.add_argument("--damping", type=float, default=DEFAULT_DAMPING, help="damping factor (0.85)")
     parser.add_argument("--tol", type=float, default=DEFAULT_TOL,
                         help=f"stop when the L1 change < nodes * tol (default {DEFAULT_TOL})")
@@ -90,11 +102,12 @@ def load_edges(spark: SparkSession, archive_url: str, hours: HourRange | None = 
 
 
 def variant_name(weighted: bool, other: str) -> str:
-    return ("weighted" if weighted else "unweighted") + ("-teleport" if other == OTHER_TELEPORT else "")
+    """``weighted``/``unweighted`` for the default ``other`` mode, suffixed ``-<mode>`` otherwise."""
+    return ("weighted" if weighted else "unweighted") + ("" if other == DEFAULT_OTHER else f"-{other}")
 
 
 def run_pagerank(spark: SparkSession, settings: Settings, archive_url: str, hours: HourRange, *,
-                 variants: tuple[str, ...] = VARIANTS, other: str = OTHER_EXCLUDE,
+                 variants: tuple[str, ...] = VARIANTS, other: str = DEFAULT_OTHER,
                  damping: float = DEFAULT_DAMPING, tol: float = DEFAULT_TOL,
                  max_iter: int = DEFAULT_MAX_ITER, top: int = DEFAULT_TOP_N,
                  run_date: str | None = None) -> list[PageRankRun]:
@@ -161,6 +174,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
               f"{r.result.iterations} iterations ({'converged' if r.result.converged else 'NOT converged'}), "
               f"top {best}; all ranks in {r.ranks_url}")
     print(f"pagerank: done in {time.perf_counter() - started:.1f} s (engine {session_engine(spark)})")
+    if not all(r.result.converged for r in runs):
+        print(f"pagerank: not converged within --max-iter {args.max_iter} (exit {EXIT_NOT_CONVERGED})",
+              file=sys.stderr)
+        return EXIT_NOT_CONVERGED
     return 0
 
 

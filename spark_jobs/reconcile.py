@@ -18,6 +18,10 @@ window the stream stored in those hours (a window the archive lacks recounts to 
 The store is read partition by partition through ``clickstream.store``; the recount is
 collected to the driver, so reconcile a large archive in ``--from/--to`` slices.
 Idempotent: a second run finds no differences and writes nothing but its (empty) report.
+
+``--dry-run``: recount and compare only; the differences are printed and nothing is
+written (no corrections, no ``reconcile_diffs``). Exit status ``EXIT_DIFFERENCES`` (3)
+when differences were found (corrected, unless a dry run), 0 when none.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 TOTAL_METRIC = "total"
+EXIT_DIFFERENCES = 3  # the exit status when windows differed (documented in README.md, `clickstream --help`)
 
 
 class WindowKey(NamedTuple):
@@ -76,6 +81,7 @@ class ReconcileReport:
     run_id: str
     windows_compared: int = 0
     diffs: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
 
     @property
     def windows_differing(self) -> int:
@@ -83,17 +89,21 @@ class ReconcileReport:
 
     def summary(self) -> str:
         lines = [f"reconcile {self.run_id}: {self.windows_compared} windows compared, "
-                 f"{self.windows_differing} differed ({len(self.diffs)} keys)"]
+                 f"{self.windows_differing} differed ({len(self.diffs)} keys)"
+                 + ("; dry run: nothing corrected or recorded" if self.dry_run else "")]
         for d in self.diffs[:20]:
             lines.append(f"  {d['metric']} {d['window_ms']} ms @ {d['window_start_ms']} {d['key']!r}: "
                          f"streamed {d['streamed']}, recounted {d['recounted']}")
         if len(self.diffs) > 20:
-            lines.append(f"  ... {len(self.diffs) - 20} more in reconcile_diffs run_id={self.run_id}")
+            where = "" if self.dry_run else f" in reconcile_diffs run_id={self.run_id}"
+            lines.append(f"  ... {len(self.diffs) - 20} more{where}")
         return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, help="id of this run's report (default: time + random)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report the differences only: write no corrections and no report rows")
 
 
 def recount(spark: SparkSession, archive_url: str, hours: HourRange) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -146,17 +156,19 @@ def _parallel(fn: Any, items: Iterable[Any]) -> list[Any]:
 
 
 def run_reconcile(spark: SparkSession, settings: Settings, archive_url: str, hours: HourRange,
-                  run_id: str | None = None) -> ReconcileReport:
-    """Recount, compare, overwrite and report (see the module docstring)."""
+                  run_id: str | None = None, *, dry_run: bool = False) -> ReconcileReport:
+    """Recount, compare, overwrite and report (see the module docstring); ``dry_run``:
+    compare and report only, write nothing."""
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     totals, counts = recount(spark, archive_url, hours)
-    report = ReconcileReport(run_id)
+    report = ReconcileReport(run_id, dry_run=dry_run)
     now_ms = int(time.time() * 1000)
     store = open_store(settings)
     try:
         streamed_starts = _reconcile_totals(store, settings.pipeline_id, totals, hours, report, now_ms)
         _reconcile_counts(store, settings.pipeline_id, counts, streamed_starts, report)
-        store.upsert("reconcile_diffs", [{"run_id": run_id, **d} for d in report.diffs])
+        if not dry_run:
+            store.upsert("reconcile_diffs", [{"run_id": run_id, **d} for d in report.diffs])
     finally:
         store.close()
     return report
@@ -198,7 +210,8 @@ def _reconcile_totals(store: Store, pipeline: str, totals: pd.DataFrame, hours: 
         fixes.append({"pipeline": pipeline, "window_ms": window_ms, "day": day_of(start),
                       "window_start_ms": start, **want._asdict(), "written_ms": now_ms,
                       "cycle": cycles.get(key, 0), "final": 1})
-    store.upsert("window_totals", fixes)
+    if not report.dry_run:
+        store.upsert("window_totals", fixes)
     report.windows_compared += len(set(recounted) | set(streamed))
     starts: dict[int, set[int]] = defaultdict(set)
     for key in streamed:
@@ -235,6 +248,8 @@ def _reconcile_counts(store: Store, pipeline: str, counts: pd.DataFrame,
                                      "recounted": want.get(key, 0)})
                 series.append({"pipeline": pipeline, "metric": metric, "window_ms": window_ms, "key": key,
                                "window_start_ms": start, "clicks": want.get(key, 0)})
+        if report.dry_run:
+            continue
         if set(streamed) - set(want):
             store.delete_partition("window_counts", partition)
         store.upsert("window_counts", [{**partition, "key": k, "clicks": n} for k, n in want.items()])
@@ -251,9 +266,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     archive_url, hours = archive_and_range(settings, args)
     spark = build_session(settings, cassandra=False, app_name="clickstream-reconcile")
-    report = run_reconcile(spark, settings, archive_url, hours, args.run_id)
+    report = run_reconcile(spark, settings, archive_url, hours, args.run_id, dry_run=args.dry_run)
     print(report.summary())
-    return 0
+    return EXIT_DIFFERENCES if report.diffs else 0
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from typing import Any
 from clickstream.settings import Settings
 from launch.cli.spark_job import register_job, run_job
 
+HELP = "compute the batch tables from the archive with Spark"
+
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    return register_job(sub, "batch", "compute the batch tables from the archive with Spark")
+    return register_job(sub, "batch", HELP)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

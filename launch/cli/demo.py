@@ -6,8 +6,10 @@ the store and the archive, serves the dashboard, then runs the Spark batch and P
 jobs on the archive and prints a final summary read back from the store.
 
 Without ``--clicks`` / ``--duration`` it plays a default month, then keeps the dashboard
-up until Ctrl-C. Ctrl-C stops cleanly at any time (the pipeline finalizes, flushes and
-commits; running Spark jobs are cancelled). Exit status 1 if the clicks counted in the
+up until Ctrl-C. At the end it prints the command that reopens this run's dashboard
+later (``clickstream dashboard --run <run id>``, or ``--run latest``). Ctrl-C stops
+cleanly at any time (the pipeline finalizes, flushes and commits; running Spark jobs are
+cancelled). Exit status 1 if the clicks counted in the
 store differ from the clicks generated.
 """
 
@@ -23,12 +25,15 @@ from typing import Any
 from clickstream.settings import Settings, add_settings_arguments
 from clickstream.store import StoreError
 from launch.cli import CliError
-from producer.replay import DEFAULT_CLICKS, DEFAULT_RATE_PER_S
+
+HELP = "replay, stream, batch jobs, PageRank and the dashboard in one command"
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
+    from producer.replay import DEFAULT_CLICKS, DEFAULT_RATE_PER_S  # lazy: numpy and pyarrow
+
     parser = sub.add_parser(
-        "demo", help="replay, stream, batch jobs, PageRank and the dashboard in one command",
+        "demo", help=HELP,
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("--clicks", type=int, default=None,
@@ -55,7 +60,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                      help="event-time span of the replayed clicks (default: 10 event seconds "
                           "per wall second at the rate)")
     src.add_argument("--spike", metavar="AT_S:DURATION_S:CLICKS[:TITLE,...]", default=None,
-                     help="extra clicks on a few titles (default: 3 titles a third into the span)")
+                     help="extra clicks on a few titles (default: 3 titles a third into the span of a "
+                          "synthetic month; none with --dump)")
     src.add_argument("--no-spike", action="store_true", help="no spike")
     src.add_argument("--jitter-ms", type=int, default=500, help="bounded out-of-order delay (default 500)")
     add_settings_arguments(parser, ["general", "kafka", "store", "archive", "compute", "stream",

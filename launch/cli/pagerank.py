@@ -11,9 +11,11 @@ from typing import Any
 from clickstream.settings import Settings
 from launch.cli.spark_job import register_job, run_job
 
+HELP = "rank articles by click-weighted PageRank with Spark + scipy"
+
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    return register_job(sub, "pagerank", "rank articles by click-weighted PageRank with Spark + scipy")
+    return register_job(sub, "pagerank", HELP)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,25 +7,31 @@ import argparse
 from typing import Any
 
 from clickstream.settings import Settings, add_settings_arguments
-from launch import services
 from launch.cli import CliError
+
+HELP = "fetch, start, check or stop local Kafka, Cassandra and HDFS"
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        "services", help="fetch, start, check or stop local Kafka, Cassandra and HDFS",
+        "services", help=HELP,
         description="Run Kafka (KRaft), Cassandra and HDFS as local JVM processes from their "
                     "Maven Central jars, bound to loopback unless --bind-address says otherwise.")
     parser.add_argument("action", choices=["fetch", "up", "down", "status"])
-    parser.add_argument("servers", nargs="*", choices=[[], *services.FETCH_NAMES],
-                        metavar="SERVER", help="kafka, cassandra and/or hdfs (default: all three); "
-                                               "fetch also takes comet, Spark's native engine plugin "
-                                               "(default: all four)")
+    parser.add_argument("servers", nargs="*", metavar="SERVER",
+                        help="kafka, cassandra and/or hdfs (default: all three); fetch also takes "
+                             "comet, Spark's native engine plugin (default: all four)")
     add_settings_arguments(parser, ["general", "services"])
     return parser
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from launch import services  # lazy: kafka, pyarrow and the Cassandra driver, which `--help` skips
+
+    unknown = [name for name in args.servers if name not in services.FETCH_NAMES]
+    if unknown:
+        raise CliError(f"services {args.action}: unknown server {', '.join(unknown)} (choose from "
+                       f"{', '.join(services.FETCH_NAMES)})")
     plugins = [name for name in args.servers if name in services.SPARK_PLUGIN_NAMES]
     if plugins and args.action != "fetch":
         raise CliError(f"services {args.action}: {', '.join(plugins)} is a Spark plugin, not a server; "

@@ -130,6 +130,30 @@ def run_and_check(args: list[str], store_settings: Settings | None) -> tuple[Dem
 def test_demo_embedded_summary_matches_store(tmp_path: Path) -> None:
     demo, _ = run_and_check(["--stack", "embedded", "--work-dir", str(tmp_path)], None)
     assert any(line.startswith("demo: ") and " | clicks in " in line for line in demo.lines)
+    run_dir = Path(demo.wait_for_line(r"^\s+run folder:\s+(\S+)", 0).group(1))
+    command = demo.wait_for_line(r"demo: reopen this run's dashboard with: (.+)$", 0).group(1)
+    assert command == f"clickstream dashboard --run {run_dir.name} --work-dir {tmp_path.resolve()}"
+    reopen_dashboard_after_the_demo(tmp_path, run_dir)
+
+
+def reopen_dashboard_after_the_demo(work_dir: Path, run_dir: Path) -> None:
+    """``clickstream dashboard --run latest`` once the demo has ended: the run's store and pipeline."""
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli.main", "dashboard", "--run", "latest",
+                             "--work-dir", str(work_dir), "--dashboard-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(2)]
+        assert lines[0] == f"dashboard: demo run {run_dir}", lines
+        serving = re.match(r"dashboard: serving (http://\S+) \(store: (\S+), pipeline (\S+)\)", lines[1])
+        assert serving, lines
+        assert Path(serving.group(2)) == run_dir / "store.sqlite"
+        assert serving.group(3) == run_settings(Settings(), run_dir, run_dir.name).pipeline_id
+        with urllib.request.urlopen(serving.group(1), timeout=30) as response:
+            assert response.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.mark.integration
@@ -163,6 +187,28 @@ def test_run_settings_isolate_each_run(tmp_path: Path) -> None:
     assert local.archive == "hdfs://127.0.0.1:9000/clickstream/archive/demo/r2"
     given = run_settings(Settings(stack="local", archive_url="hdfs://h:1/x"), tmp_path / "r", "r3")
     assert given.archive == "hdfs://h:1/x"
+
+
+def test_a_dump_gets_no_spike_unless_asked(tmp_path: Path, shared_data_dir: Path) -> None:
+    import io
+
+    from launch.demo import Demo, DemoOptions, plan_replay
+
+    dump = shared_data_dir / "clickstream-enwiki-2015-02_head10k.tsv"
+    scanned: list[tuple[int, int, bool]] = []
+    for options, spike_text in ((DemoOptions(clicks=500, dump=dump), None),
+                                (DemoOptions(clicks=500, dump=dump, spike="5:2:50:Foo"), "; spike on Foo"),
+                                (DemoOptions(clicks=500), "; spike on 3 articles picked from the input")):
+        replay = plan_replay(options, tmp_path, lambda *a: scanned.append(a))
+        out = io.StringIO()
+        Demo(Settings(work_dir=str(tmp_path)), options, out)._announce(replay)
+        start_line = out.getvalue().splitlines()[0]
+        assert start_line.startswith("demo: replaying 500 clicks")
+        if spike_text is None:
+            assert replay.spike is None and "spike" not in start_line
+        else:
+            assert start_line.endswith(spike_text)
+    assert scanned[-1][2] and scanned[-1][0] == 9_999  # the first pass over the dump (a header + 9,999 rows)
 
 
 def test_plan_replay_maps_the_options_to_the_paced_plan(tmp_path: Path) -> None:

@@ -59,6 +59,33 @@ def test_generated_graph_agrees_with_networkx(other: str, weighted: bool) -> Non
     _assert_agrees(graph, weighted)
 
 
+def test_default_ranks_outside_arrivals_as_teleport_like_networkx() -> None:
+    """The job's default: arrivals from outside (other-*) are the teleport weight, so an
+    article reached only from outside is ranked; checked against networkx with the outside
+    arrivals, counted here from the edges, as its personalization."""
+    from spark_jobs.pagerank import DEFAULT_OTHER, variant_name
+
+    edges = pd.DataFrame([("other-empty", "Main_Page", 100), ("other-search", "A", 50), ("A", "B", 10),
+                          ("B", "A", 5), ("B", "C", 3), ("other-external", "D", 7), ("other-search", "A", 4)],
+                         columns=["prev", "curr", "clicks"]).groupby(["prev", "curr"], as_index=False).sum()
+    graph = build_graph(edges["prev"].to_numpy(), edges["curr"].to_numpy(), edges["clicks"].to_numpy(),
+                        other=DEFAULT_OTHER)
+    result = graph_pagerank(graph, tol=TOL, max_iter=2000)
+    assert sorted(graph.titles) == ["A", "B", "C", "D", "Main_Page"]  # D and Main_Page: outside only
+
+    g = nx.DiGraph()
+    g.add_nodes_from(["A", "B", "C", "D", "Main_Page"])
+    g.add_weighted_edges_from([("A", "B", 10), ("B", "A", 5), ("B", "C", 3)])
+    outside = {"A": 54, "B": 0, "C": 0, "D": 7, "Main_Page": 100}
+    want = nx.pagerank(g, alpha=0.85, tol=TOL, max_iter=2000, personalization=outside,
+                       dangling=dict.fromkeys(g, 1.0), weight="weight")
+    got = dict(zip(graph.titles, result.scores, strict=True))
+    assert sum(abs(got[t] - want[t]) for t in want) < 1e-9
+    assert got["Main_Page"] > got["D"] > 0  # ranked though no article links to them
+    assert variant_name(True, DEFAULT_OTHER) == "weighted"
+    assert variant_name(False, "exclude") == "unweighted-exclude"
+
+
 def test_damping_and_iteration_cap() -> None:
     edges = _random_edges(seed=4)
     graph = build_graph(edges["prev"].to_numpy(), edges["curr"].to_numpy(), edges["clicks"].to_numpy())
@@ -132,7 +159,7 @@ def test_job_writes_ranks_matching_networkx(spark: object, embedded_settings: Se
     try:
         for run, weighted in zip(runs, (True, False), strict=True):
             graph = build_graph(edges["prev"].to_numpy(), edges["curr"].to_numpy(),
-                                edges["clicks"].to_numpy(), weighted=weighted)
+                                edges["clicks"].to_numpy(), weighted=weighted, other="teleport")
             expected = pd.Series(_networkx_scores(graph, weighted), index=graph.titles)
             ranks_dir = shared_archive / "pagerank" / "run_date=2015-03-01" / f"variant={run.variant}"
             written = pd.read_parquet(ranks_dir).set_index("title")["score"]

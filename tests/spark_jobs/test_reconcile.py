@@ -67,6 +67,7 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     finally:
         store.close()
 
+    dry = run_reconcile(spark, settings, url, HourRange(), run_id="dry", dry_run=True)
     report = run_reconcile(spark, settings, url, HourRange(), run_id="corrupted")
     got = {(d["metric"], d["window_ms"], d["window_start_ms"], d["key"], d["streamed"], d["recounted"])
            for d in report.diffs}
@@ -76,6 +77,11 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     if want_second[1]:
         expected.add(("total", 1_000, second, "late_clicks", 0, want_second[1]))
     assert got == expected
+    # the dry run before found the same differences and wrote nothing (neither fixes nor a report)
+    assert {(d["metric"], d["window_ms"], d["window_start_ms"], d["key"], d["streamed"], d["recounted"])
+            for d in dry.diffs} == expected
+    assert "dry run: nothing corrected or recorded" in dry.summary()
+    assert not [row for row in dump_table(settings, "reconcile_diffs") if row[0] == "dry"]
     assert {row[1:] for row in dump_table(settings, "reconcile_diffs") if row[0] == "corrupted"} == expected
     assert "3 differed" in report.summary()
 
