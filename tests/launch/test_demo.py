@@ -143,9 +143,11 @@ def reopen_dashboard_after_the_demo(work_dir: Path, run_dir: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline().strip() for _ in range(2)]
+        lines = [proc.stdout.readline().strip()]
+        while not lines[-1].startswith("dashboard: serving") and len(lines) < 30:  # past Bokeh's log lines
+            lines.append(proc.stdout.readline().strip())
         assert lines[0] == f"dashboard: demo run {run_dir}", lines
-        serving = re.match(r"dashboard: serving (http://\S+) \(store: (\S+), pipeline (\S+)\)", lines[1])
+        serving = re.match(r"dashboard: serving (http://\S+) \(store: (\S+), pipeline (\S+)\)", lines[-1])
         assert serving, lines
         assert Path(serving.group(2)) == run_dir / "store.sqlite"
         assert serving.group(3) == run_settings(Settings(), run_dir, run_dir.name).pipeline_id

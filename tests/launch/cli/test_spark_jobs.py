@@ -65,9 +65,13 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 @pytest.mark.integration
-def test_pagerank_exits_4_when_not_converged(spark: object, shared_archive: Path, tmp_path: Path,
+def test_pagerank_exits_4_when_not_converged(spark: object, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["pagerank", shared_archive.as_uri(), "--stack", "embedded", "--work-dir", str(tmp_path),
+    from tests.spark_jobs.archive_builder import generate_clicks, write_archive
+
+    url = (tmp_path / "archive").as_uri()
+    write_archive(generate_clicks(2000, seed=8, hours=2), url)
+    base = ["pagerank", url, "--stack", "embedded", "--work-dir", str(tmp_path),
             "--variant", "weighted", "--run-date", "2015-03-09", "--no-progress"]
     assert main([*base, "--max-iter", "2"]) == PAGERANK_NOT_CONVERGED
     captured = capsys.readouterr()
