@@ -239,6 +239,11 @@ class Settings:
     dashboard_pagerank_variants: tuple[str, ...] = _opt(
         ("unweighted", "weighted"), "PageRank variants the dashboard lists (comma-separated)",
         "dashboard")
+    dashboard_dask_link: str = _opt("", "URL of the Dask dashboard the pipeline-health view links to "
+                                    "(empty: no link)", "dashboard")
+    dashboard_reconcile_run: str = _opt("", "reconcile run id whose differences the pipeline-health view "
+                                        "shows first (printed by `clickstream reconcile`; empty: none)",
+                                        "dashboard")
 
     # -- metrics (Prometheus endpoint of `stream` and `produce`) -----------------------
     metrics_port: int = _opt(0, "port of the Prometheus /metrics endpoint of `clickstream stream` and "
@@ -265,6 +270,8 @@ class Settings:
                 raise SettingsError(f"{name}: {getattr(self, name)} is not a TCP port (or 0)")
         if self.dashboard_poll_ms <= 0:
             raise SettingsError(f"dashboard_poll_ms: {self.dashboard_poll_ms} must be positive")
+        if self.dashboard_dask_link and not self.dashboard_dask_link.startswith(("http://", "https://")):
+            raise SettingsError(f"dashboard_dask_link: {self.dashboard_dask_link!r} is not an http(s) URL")
         for name in ("kafka_replication_factor", "kafka_min_insync_replicas", "kafka_delivery_timeout_ms",
                      "kafka_max_block_ms"):
             if getattr(self, name) < 1:

@@ -1,15 +1,18 @@
-"""The dashboard document of one browser session: Live, Batch and Explorer tabs.
+"""The dashboard document of one browser session: Live, Pipeline, Batch and Explorer tabs.
 
 Each session owns its models and a periodic callback (``UPDATE_MS``) that compares the
 poller's snapshot version with the one it last showed and pushes only the difference
 (``ColumnDataSource.stream`` for new windows, ``patch`` for changed cells); it never
-queries the store on a timer. Every article title reaches the browser as data of a
-plain-text glyph, table cell, option or ``render_as_text`` Div, never as HTML.
+queries the store on a timer. The pipeline picker chooses which pipeline's live tables
+the session shows (the poller reads each pipeline shown once per tick). Every plot has
+a toolbar (hover values, zoom, pan, reset, save); times are shown in UTC. Every article
+title reaches the browser as data of a plain-text glyph, table cell, tooltip field,
+option or ``render_as_text`` Div, never as HTML.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import html
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
@@ -21,39 +24,49 @@ from bokeh.models import (
     AutocompleteInput,
     ColumnDataSource,
     DataTable,
-    DateRangeSlider,
+    DatetimeRangeSlider,
     Div,
     FactorRange,
+    HoverTool,
     NumberFormatter,
+    Range1d,
     Select,
     TableColumn,
     TabPanel,
     Tabs,
+    TextInput,
 )
+from bokeh.models.formatters import CONTEXTUAL_DATETIME_FORMATTER
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
 
 from clickstream import windows
 from clickstream.referrers import REFERRER_CLASSES
 from dashboards import shaping
-from dashboards.poller import CLICKS_SPAN_WINDOWS, CLICKS_WINDOW_MS, HEALTH_ROWS, MIX_SPAN_WINDOWS, Snapshot
+from dashboards.poller import (
+    CLICKS_SPAN_WINDOWS,
+    CLICKS_WINDOW_MS,
+    HEALTH_ROWS,
+    MIX_SPAN_WINDOWS,
+    LiveView,
+    Snapshot,
+)
 from dashboards.runtime import Runtime
 
 UPDATE_MS = 250
 TOP_N = windows.TOP_N
 BATCH_TOP_N = 20
+FLOW_TOP_N = 10
+RECONCILE_LIMIT = 1000
+TOOLS = "pan,xwheel_zoom,box_zoom,reset,save"
+TIME_TIP = ("time (UTC)", "@x{%F %T}")
 STATUS_STYLES = {
     "ok": {"color": "#1b5e20", "background": "#e8f5e9"},
     "empty": {"color": "#6d4c00", "background": "#fff8e1"},
     "connecting": {"color": "#333", "background": "#eeeeee"},
     "unavailable": {"color": "#b71c1c", "background": "#ffebee"},
 }
-
-
-def _iso(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+FLOW_COLORS = {"source": "#4c78a8", "destination": "#f58518", "article": "#54a24b"}
 
 
 def apply_update(source: ColumnDataSource, update: shaping.Update, rollover: int | None = None) -> None:
@@ -67,14 +80,35 @@ def apply_update(source: ColumnDataSource, update: shaping.Update, rollover: int
         source.stream(update.stream, rollover=rollover)
 
 
-def _ranked_bar(name: str, title: str, top_n: int, value_label: str) -> tuple[Any, ColumnDataSource]:
+def _hover(fig: Any, tooltips: list[tuple[str, str]], renderers: list[Any] | None = None,
+           mode: str = "mouse", name: str | None = None) -> HoverTool:
+    """Add a hover tool; fields are escaped by Bokeh (never ``{safe}``), times shown in UTC."""
+    tool = HoverTool(tooltips=tooltips, renderers=renderers or "auto", mode=mode, name=name,
+                     formatters={"@x": "datetime", "@x_end": "datetime", "@watermark_ms": "datetime"})
+    fig.add_tools(tool)
+    return tool
+
+
+def _time_figure(title: str, name: str, y_label: str, height: int = 260, **kw: Any) -> Any:
+    fig = figure(title=title, height=height, x_axis_type="datetime", sizing_mode="stretch_width",
+                 tools=TOOLS, toolbar_location="above", name=name, x_axis_label="UTC",
+                 y_axis_label=y_label, **kw)
+    fig.xaxis.formatter = CONTEXTUAL_DATETIME_FORMATTER()
+    return fig
+
+
+def _ranked_bar(name: str, title: str, top_n: int, value_label: str,
+                extra_tips: list[tuple[str, str]] | None = None) -> tuple[Any, ColumnDataSource]:
     source = ColumnDataSource(shaping.ranked_columns([], top_n), name=name)
-    fig = figure(title=title, height=330, sizing_mode="stretch_width", toolbar_location=None,
+    fig = figure(title=title, height=330, sizing_mode="stretch_width", tools=TOOLS, toolbar_location="above",
                  y_range=FactorRange(factors=[str(i) for i in range(top_n, 0, -1)]),
-                 x_axis_label=value_label, y_axis_label="rank")
-    fig.hbar(y="slot", right="value", height=0.8, source=source, color="#4c78a8", alpha=0.45)
+                 x_axis_label=value_label, y_axis_label="rank", name=name + "_plot")
+    bars = fig.hbar(y="slot", right="value", height=0.8, source=source, color="#4c78a8", alpha=0.45)
     fig.text(x=0, y="slot", text="label", source=source, text_baseline="middle",
              text_font_size="11px", x_offset=4)
+    _hover(fig, [("rank", "@slot"), ("article", "@label"), (value_label, "@value{0,0.000}"),
+                 *(extra_tips or [])],
+           renderers=[bars], mode="hline", name=name + "_hover")
     return fig, source
 
 
@@ -91,6 +125,21 @@ def _table(name: str, columns: list[tuple[str, str]],
     return table, source
 
 
+def _text_line(name: str, text: str, height: int = 24, **kw: Any) -> Div:
+    """A plain-text Div of fixed height: new text re-renders it alone, not the page's layout."""
+    return Div(text=text, render_as_text=True, name=name, height=height, sizing_mode="stretch_width", **kw)
+
+
+def _dask_link(url: str) -> Div:
+    """A link to the Dask dashboard (an http(s) URL from the settings, escaped), or a note."""
+    if not url:
+        return Div(text="Dask dashboard: no link configured (--dashboard-dask-link).", render_as_text=True,
+                   name="dask_link")
+    href = html.escape(url, quote=True)
+    return Div(text=f'<a href="{href}" target="_blank" rel="noopener noreferrer">Dask dashboard: {href}</a>',
+               name="dask_link")
+
+
 class ExplorerTables(NamedTuple):
     incoming: DataTable
     outgoing: DataTable
@@ -103,55 +152,115 @@ class DashboardSession:
 
     def __init__(self, doc: Document, runtime: Runtime) -> None:
         self.doc = doc
+        self.settings = runtime.settings
         self.poller = runtime.poller
+        self.pipeline = self.poller.default_pipeline
         self.shown_version = -1
         self.pagerank_choice = ""  # "" follows the newest run
         self.article = ""
+        self.series_step_ms = windows.HOUR_MS
 
-        self.status = Div(text="Connecting to the store…", render_as_text=True, name="status",
-                          sizing_mode="stretch_width",
-                          styles={"padding": "6px 10px", "border-radius": "4px", "font-size": "14px"})
+        self.status = _text_line("status", "Connecting to the store…", height=34,
+                                 styles={"padding": "6px 10px", "border-radius": "4px", "font-size": "14px"})
+        self.pipeline_select = Select(title="Pipeline", options=[(self.pipeline, self.pipeline)],
+                                      value=self.pipeline, name="pipeline_picker", width=420)
+        self.pipeline_select.on_change("value", self._on_pipeline)
         tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
+                          TabPanel(child=self._build_pipeline(), title="Pipeline"),
                           TabPanel(child=self._build_batch(), title="Batch"),
                           TabPanel(child=self._build_explorer(), title="Explorer")], name="tabs",
                     sizing_mode="stretch_width")
-        doc.add_root(column(self.status, tabs, sizing_mode="stretch_width"))
+        doc.add_root(column(row(self.pipeline_select, column(Div(text=""), self.status,
+                                                             sizing_mode="stretch_width"),
+                                sizing_mode="stretch_width"),
+                            tabs, sizing_mode="stretch_width"))
         doc.title = "Clickstream"
         self.update()
         doc.add_periodic_callback(self.update, UPDATE_MS)
+        if self.reconcile_input.value:
+            self._lookup_reconcile(self.reconcile_input.value)
 
     # -- the pages' models -------------------------------------------------------------------
     def _build_live(self) -> Any:
-        """Clicks per second, trending, the referrer mix and the pipeline's health."""
+        """Clicks per second, trending, the referrer mix and the pipeline's numbers now."""
         self.clicks_source = ColumnDataSource(shaping.clicks_series([], CLICKS_WINDOW_MS), name="clicks")
-        clicks_fig = figure(title="Clicks per second (1 s windows, event time)", height=280,
-                            x_axis_type="datetime", sizing_mode="stretch_width", toolbar_location=None,
-                            name="clicks_plot")
-        clicks_fig.line(x="x", y="clicks_per_s", source=self.clicks_source, line_width=2)
-        self.trending_fig, self.trending_source = _ranked_bar("trending", "Trending now (lift)", TOP_N,
-                                                              "lift")
-        self.trending_window = Div(text="", render_as_text=True, name="trending_window")
+        clicks_fig = _time_figure("Clicks per second (1 s windows, event time)", "clicks_plot", "clicks/s",
+                                  height=280)
+        line = clicks_fig.line(x="x", y="clicks_per_s", source=self.clicks_source, line_width=2)
+        _hover(clicks_fig, [("window start (UTC)", "@x{%F %T}"), ("clicks/s", "@clicks_per_s{0,0.0}"),
+                            ("late clicks", "@late_clicks{0,0}")], renderers=[line], mode="vline",
+               name="clicks_hover")
+        self.trending_fig, self.trending_source = _ranked_bar(
+            "trending", "Trending now (lift over the baseline, newest 10 s window)", TOP_N, "lift",
+            extra_tips=[("window start", "@window")])
+        self.trending_source.data = {**self.trending_source.data, "window": [""] * TOP_N}
         self.referrer_source = ColumnDataSource(shaping.referrer_columns({}), name="referrers")
-        mix_fig = figure(title="Referrer mix (clicks per 10 s window)", height=280, x_axis_type="datetime",
-                         sizing_mode="stretch_width", toolbar_location=None)
+        mix_fig = _time_figure("Referrer mix (clicks per 10 s window)", "referrers_plot", "clicks",
+                               height=280)
         mix_fig.varea_stack(stackers=list(REFERRER_CLASSES), x="x", source=self.referrer_source,
                             color=Category10[len(REFERRER_CLASSES)], legend_label=list(REFERRER_CLASSES))
+        probe = mix_fig.line(x="x", y=REFERRER_CLASSES[0], source=self.referrer_source, alpha=0)
+        _hover(mix_fig, [("window start (UTC)", "@x{%F %T}")]
+               + [(cls, f"@{{{cls}}}{{0,0}}") for cls in REFERRER_CLASSES],
+               renderers=[probe], mode="vline", name="referrers_hover")
         mix_fig.legend.location = "top_left"
         mix_fig.legend.label_text_font_size = "9px"
         self.health_source = ColumnDataSource(shaping.health_columns([]), name="health")
-        health_fig = figure(title="Pipeline lag and event→store latency (ms)", height=280,
-                            x_axis_type="datetime", sizing_mode="stretch_width", toolbar_location=None)
-        health_fig.line(x="x", y="lag_ms", source=self.health_source, color="#e45756", legend_label="lag")
-        health_fig.line(x="x", y="latency_ms", source=self.health_source, color="#54a24b",
-                        legend_label="latency")
-        health_fig.legend.location = "top_left"
         health_table, self.health_table_source = _table("health_now", [("metric", "metric"),
-                                                                       ("value", "now")], height=230)
+                                                                       ("value", "now")], height=260)
         self.health_table_source.data = shaping.health_table(None)
         return column(
-            row(clicks_fig, column(self.trending_fig, self.trending_window, sizing_mode="stretch_width"),
+            row(clicks_fig, self.trending_fig, sizing_mode="stretch_width"),
+            row(mix_fig, column(Div(text="Pipeline now"), health_table, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
-            row(mix_fig, column(health_fig, health_table, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    def _build_pipeline(self) -> Any:
+        """The chosen pipeline's health over time, the reconcile differences, the Dask link."""
+        src = self.health_source
+        rate = _time_figure("Throughput (clicks per second, per cycle)", "rate_plot", "clicks/s")
+        r = rate.line(x="x", y="clicks_per_s", source=src, line_width=2)
+        _hover(rate, [TIME_TIP, ("clicks/s", "@clicks_per_s{0,0.0}")], [r], "vline", "rate_hover")
+        lag = _time_figure("Lag and log→store latency (ms)", "lag_plot", "ms", x_range=rate.x_range)
+        lr = lag.line(x="x", y="lag_ms", source=src, color="#e45756", legend_label="lag", line_width=2)
+        lag.line(x="x", y="latency_ms", source=src, color="#54a24b", legend_label="latency", line_width=2)
+        _hover(lag, [TIME_TIP, ("lag", "@lag_ms{0,0} ms"), ("latency", "@latency_ms{0,0} ms")], [lr],
+               "vline", "lag_hover")
+        delay = _time_figure("Watermark delay (wall clock − watermark, s)", "watermark_plot", "s",
+                             x_range=rate.x_range)
+        d = delay.line(x="x", y="watermark_delay_s", source=src, color="#b279a2", line_width=2)
+        _hover(delay, [TIME_TIP, ("watermark (UTC)", "@watermark_ms{%F %T}"),
+                       ("delay", "@watermark_delay_s{0,0.0} s")], [d], "vline", "watermark_hover")
+        late = _time_figure("Late clicks and dead letters (per cycle)", "late_plot", "records",
+                            x_range=rate.x_range)
+        lt = late.line(x="x", y="late_clicks", source=src, color="#f58518", legend_label="late clicks",
+                       line_width=2)
+        late.line(x="x", y="dead_letters", source=src, color="#9d755d", legend_label="dead letters",
+                  line_width=2)
+        _hover(late, [TIME_TIP, ("late clicks", "@late_clicks{0,0}"), ("dead letters", "@dead_letters{0,0}")],
+               [lt], "vline", "late_hover")
+        for fig in (lag, late):
+            fig.legend.location = "top_left"
+        now_table = DataTable(source=self.health_table_source, height=260, sizing_mode="stretch_width",
+                              index_position=None, reorderable=False, name="health_now_pipeline_table",
+                              columns=[TableColumn(field="metric", title="metric"),
+                                       TableColumn(field="value", title="now")])
+        self.reconcile_input = TextInput(title="Reconcile run id", name="reconcile_run", width=420,
+                                         value=self.settings.dashboard_reconcile_run)
+        self.reconcile_input.on_change("value", lambda _a, _o, new: self._lookup_reconcile(new.strip()))
+        self.reconcile_summary = _text_line("reconcile_summary", shaping.reconcile_summary(
+            "", {"difference": []}, RECONCILE_LIMIT), height=44)
+        reconcile_table, self.reconcile_source = _table(
+            "reconcile", [("metric", "metric"), ("window", "window"), ("window_start", "window start"),
+                          ("key", "key"), ("streamed", "streamed"), ("recounted", "recounted"),
+                          ("difference", "recounted − streamed")], height=240)
+        return column(
+            _dask_link(self.settings.dashboard_dask_link),
+            row(rate, lag, sizing_mode="stretch_width"),
+            row(delay, late, sizing_mode="stretch_width"),
+            row(column(Div(text="Pipeline now"), now_table, sizing_mode="stretch_width"),
+                column(self.reconcile_input, self.reconcile_summary, reconcile_table,
+                       sizing_mode="stretch_width"),
                 sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
 
@@ -176,7 +285,7 @@ class DashboardSession:
             sizing_mode="stretch_width")
 
     def _build_explorer(self) -> Any:
-        """One article: its sources and destinations, their shares, and its clicks over time."""
+        """One article: its flows as a picture and tables, shares, and its clicks over time."""
         self.article_input = AutocompleteInput(title="Article (type or pick)", completions=[],
                                                name="article_input", min_characters=1, case_sensitive=False,
                                                search_strategy="includes", restrict=False)
@@ -184,37 +293,63 @@ class DashboardSession:
         self.granularity = Select(title="Granularity", options=["hour", "day"], value="hour",
                                   name="granularity")
         self.granularity.on_change("value", lambda _a, _o, _n: self._lookup_article(self.article))
-        self.explorer_message = Div(text="Pick an article to see where its readers come from and go.",
-                                    render_as_text=True, name="explorer_message")
+        self.explorer_message = _text_line("explorer_message",
+                                           "Pick an article to see where its readers come from and go.")
         tables = self._explorer_tables()
-        self.explorer_series = ColumnDataSource({"x": [], "clicks": []}, name="explorer_series")
-        self.series_fig = figure(title="Clicks into the article", height=250, x_axis_type="datetime",
-                                 sizing_mode="stretch_width", toolbar_location=None)
-        self.series_fig.step(x="x", y="clicks", source=self.explorer_series, mode="after")
-        now_ms = 0.0
-        self.range_slider = DateRangeSlider(title="Time range", start=now_ms, end=now_ms + 1,
-                                            value=(now_ms, now_ms + 1), name="explorer_range",
-                                            disabled=True, sizing_mode="stretch_width")
+        flow_fig = self._flow_figure()
+        self.explorer_series = ColumnDataSource(shaping.series_columns([], windows.HOUR_MS),
+                                                name="explorer_series")
+        self.series_fig = _time_figure("Clicks into the article (batch rollups)", "explorer_series_plot",
+                                       "clicks", height=250, x_range=Range1d(0, windows.HOUR_MS))
+        bars = self.series_fig.quad(left="x", right="x_end", bottom=0, top="clicks",
+                                    source=self.explorer_series, color="#4c78a8", alpha=0.6,
+                                    line_color="white")
+        _hover(self.series_fig, [("from (UTC)", "@x{%F %H:%M}"), ("to (UTC)", "@x_end{%F %H:%M}"),
+                                 ("clicks", "@clicks{0,0}")], [bars], "mouse", "explorer_series_hover")
+        self.range_slider = DatetimeRangeSlider(title="Time range (UTC)", start=0, end=windows.HOUR_MS,
+                                                value=(0, windows.HOUR_MS), step=windows.HOUR_MS,
+                                                format="%Y-%m-%d %H:%M", name="explorer_range",
+                                                disabled=True, sizing_mode="stretch_width")
         self.range_slider.on_change("value", self._on_range)
-        self.range_total = Div(text="", render_as_text=True, name="explorer_total")
+        self.range_total = _text_line("explorer_total", "")
         return column(
             row(self.article_input, self.granularity),
             self.explorer_message,
-            row(column(Div(text="Incoming (top sources)"), tables.incoming, sizing_mode="stretch_width"),
-                column(Div(text="Outgoing (top destinations)"), tables.outgoing,
-                       sizing_mode="stretch_width"),
-                sizing_mode="stretch_width"),
+            row(column(Div(text="Incoming (top sources)"), tables.incoming,
+                       Div(text="Outgoing (top destinations)"), tables.outgoing, sizing_mode="stretch_width"),
+                flow_fig, sizing_mode="stretch_width"),
             row(tables.shares, tables.link_types, sizing_mode="stretch_width"),
             self.series_fig, self.range_slider, self.range_total,
             sizing_mode="stretch_width")
 
+    def _flow_figure(self) -> Any:
+        """Top sources -> article -> top destinations: ribbons and bars sized by clicks."""
+        nodes, ribbons = shaping.flow_chart("", [], [], FLOW_TOP_N)
+        self.flow_nodes = ColumnDataSource({**nodes, "color": []}, name="flow_nodes")
+        self.flow_ribbons = ColumnDataSource({**ribbons, "color": []}, name="flow_ribbons")
+        fig = figure(title="Where readers come from and go (top sources → article → top destinations)",
+                     height=560, sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save",
+                     toolbar_location="above", x_range=Range1d(-2.1, 2.1), y_range=Range1d(-0.06, 1.08),
+                     name="flow_plot")
+        fig.axis.visible = False
+        fig.grid.visible = False
+        rib = fig.patches(xs="xs", ys="ys", source=self.flow_ribbons, fill_color="color", fill_alpha=0.35,
+                          line_color="color", line_alpha=0.5)
+        quads = fig.quad(left="left", right="right", bottom="bottom", top="top", source=self.flow_nodes,
+                         fill_color="color", line_color="color")
+        fig.text(x="label_x", y="label_y", text="label", text_align="align", text_baseline="middle",
+                 text_font_size="11px", source=self.flow_nodes)
+        _hover(fig, [("", "@side"), ("title", "@title"), ("clicks", "@clicks{0,0}"),
+                     ("share", "@share{0.0%}")], [rib, quads], "mouse", "flow_hover")
+        return fig
+
     def _explorer_tables(self) -> ExplorerTables:
         in_table, self.explorer_sources = _table(
             "explorer_sources", [("rank", "rank"), ("source", "source"), ("clicks", "clicks"),
-                                 ("share", "share")])
+                                 ("share", "share")], height=250)
         out_table, self.explorer_destinations = _table(
             "explorer_destinations", [("rank", "rank"), ("destination", "destination"),
-                                      ("clicks", "clicks"), ("share", "share")])
+                                      ("clicks", "clicks"), ("share", "share")], height=250)
         share_table, self.explorer_shares = _table(
             "explorer_shares", [("link_type", "incoming by referrer class"), ("clicks", "clicks"),
                                 ("share", "share")], height=200)
@@ -225,20 +360,31 @@ class DashboardSession:
 
     # -- periodic update from the shared snapshot ---------------------------------------
     def update(self) -> None:
+        self.poller.watch(self.pipeline)
         snap = self.poller.snapshot
         if snap.version == self.shown_version:
             return
+        self._show_pipelines(snap)
+        view = snap.view(self.pipeline)
+        if view is None and snap.status == "ok":
+            return  # a pipeline just picked: the next tick reads it
         self.shown_version = snap.version
-        self._show_status(snap)
+        self._show_status(snap, view)
         if snap.status not in ("ok", "empty"):
             return  # keep the last numbers on screen under the unavailable banner
-        self._show_live(snap)
+        self._show_live(view or LiveView(self.pipeline))
         self._show_batch(snap)
 
-    def _show_status(self, snap: Snapshot) -> None:
-        if snap.status == "ok":
-            parts = [f"Store OK · event time {_iso(snap.watermark_ms)}"]
-            if snap.live_empty:
+    def _show_pipelines(self, snap: Snapshot) -> None:
+        """The picker lists the registry, newest first when a pipeline appears; order kept after."""
+        options = shaping.pipeline_options(snap.pipelines, self.poller.default_pipeline)
+        if {v for v, _ in options} != {v for v, _ in self.pipeline_select.options}:
+            self.pipeline_select.options = options
+
+    def _show_status(self, snap: Snapshot, view: LiveView | None) -> None:
+        if snap.status == "ok":  # no per-tick numbers here: a new text re-lays out the whole page
+            parts = [f"Store OK · pipeline {self.pipeline}"]
+            if view is None or view.empty:
                 parts.append("no live windows yet")
             if snap.batch_empty:
                 parts.append("no batch results yet")
@@ -251,27 +397,23 @@ class DashboardSession:
         if self.status.styles != styles:
             self.status.styles = styles
 
-    def _show_live(self, snap: Snapshot) -> None:
+    def _show_live(self, view: LiveView) -> None:
         apply_update(self.clicks_source,
                      shaping.plan_update(self.clicks_source.data,
-                                         shaping.clicks_series(snap.clicks, CLICKS_WINDOW_MS)),
+                                         shaping.clicks_series(view.clicks, CLICKS_WINDOW_MS)),
                      rollover=CLICKS_SPAN_WINDOWS)
-        apply_update(self.trending_source,
-                     shaping.plan_fixed(self.trending_source.data,
-                                        shaping.ranked_columns(snap.trending, TOP_N, value="lift")))
-        window_text = (f"Window starting {_iso(snap.trending_start_ms)}" if snap.trending_start_ms
-                       else "No trending window yet")
-        if self.trending_window.text != window_text:
-            self.trending_window.text = window_text
+        trending = shaping.ranked_columns(view.trending, TOP_N, value="lift")
+        trending["window"] = [shaping.format_utc(view.trending_start_ms)] * TOP_N
+        apply_update(self.trending_source, shaping.plan_fixed(self.trending_source.data, trending))
         apply_update(self.referrer_source,
-                     shaping.plan_update(self.referrer_source.data, shaping.referrer_columns(snap.referrers)),
+                     shaping.plan_update(self.referrer_source.data, shaping.referrer_columns(view.referrers)),
                      rollover=MIX_SPAN_WINDOWS)
         apply_update(self.health_source,
-                     shaping.plan_update(self.health_source.data, shaping.health_columns(snap.health)),
+                     shaping.plan_update(self.health_source.data, shaping.health_columns(view.health)),
                      rollover=HEALTH_ROWS)
         apply_update(self.health_table_source,
                      shaping.plan_fixed(self.health_table_source.data,
-                                        shaping.health_table(snap.health[0] if snap.health else None)))
+                                        shaping.health_table(view.health[0] if view.health else None)))
 
     def _show_batch(self, snap: Snapshot) -> None:
         options = [(f"{variant}|{r['run_date']}", f"{variant} · {r['run_date']}")
@@ -320,10 +462,42 @@ class DashboardSession:
             self.doc.add_next_tick_callback(partial(apply, f.result()))
         future.add_done_callback(done)
 
+    def _on_pipeline(self, _attr: str, _old: str, new: str) -> None:
+        """Show another pipeline: clear the live views, then fill them from its next tick."""
+        if new == self.pipeline:
+            return
+        if not self.poller.watch(new):  # not in the registry: keep showing the current one
+            self.pipeline_select.value = self.pipeline
+            return
+        self.pipeline = new
+        for source, empty in ((self.clicks_source, shaping.clicks_series([], CLICKS_WINDOW_MS)),
+                              (self.referrer_source, shaping.referrer_columns({})),
+                              (self.health_source, shaping.health_columns([]))):
+            source.data = empty
+        self.shown_version = -1
+
     def _on_pagerank_choice(self, _attr: str, _old: str, new: str) -> None:
         newest = self.pagerank_select.options[0][0] if self.pagerank_select.options else ""
         self.pagerank_choice = "" if new == newest else new
         self.shown_version = -1  # re-apply the batch view on the next tick
+
+    def _lookup_reconcile(self, run_id: str) -> None:
+        def show(rows: list[dict[str, Any]]) -> None:
+            if self.reconcile_input.value.strip() != run_id:
+                return  # a newer run id superseded this one
+            cols = shaping.reconcile_columns(rows)
+            self.reconcile_source.data = cols
+            self.reconcile_summary.text = shaping.reconcile_summary(run_id, cols, RECONCILE_LIMIT)
+
+        def failed(exc: BaseException) -> None:
+            self.reconcile_summary.text = f"Look-up of reconcile run {run_id} failed: {exc}"
+
+        if not run_id:
+            show([])
+            return
+        self.reconcile_summary.text = f"Loading reconcile run {run_id}…"
+        self._when_done(self.poller.lookup("reconcile_diffs", {"run_id": run_id}, limit=RECONCILE_LIMIT),
+                        show, failed)
 
     def _on_article(self, _attr: str, _old: str, new: str) -> None:
         self._lookup_article(new.strip())
@@ -334,17 +508,17 @@ class DashboardSession:
             return
         self.explorer_message.text = f"Loading {article}…"
         results: dict[str, list[dict[str, Any]]] = {}
+        granularity = self.granularity.value
         wanted = {
             "sources": self.poller.lookup("top_sources", {"destination": article}, limit=100),
             "destinations": self.poller.lookup("top_destinations", {"source": article}, limit=100),
             "link_types": self.poller.lookup("link_type_share", {"scope": article}),
             "series": self.poller.lookup("rollups", {"metric": windows.METRIC_DESTINATION,
-                                                     "granularity": self.granularity.value,
-                                                     "key": article}),
+                                                     "granularity": granularity, "key": article}),
         }
 
         def got(name: str, rows: list[dict[str, Any]]) -> None:
-            if self.article != article:
+            if self.article != article or self.granularity.value != granularity:
                 return  # a newer pick superseded this one
             results[name] = rows
             if len(results) == len(wanted):
@@ -369,14 +543,17 @@ class DashboardSession:
         self.explorer_shares.data = shaping.referrer_shares(r["sources"])
         self.explorer_link_types.data = shaping.table_columns(r["link_types"],
                                                               ("link_type", "clicks", "share"))
-        series = {"x": [int(x["bucket_start_ms"]) for x in r["series"]],
-                  "clicks": [int(x["clicks"]) for x in r["series"]]}
+        nodes, ribbons = shaping.flow_chart(article, r["sources"], r["destinations"], FLOW_TOP_N)
+        self.flow_nodes.data = {**nodes, "color": [FLOW_COLORS[s] for s in nodes["side"]]}
+        self.flow_ribbons.data = {**ribbons, "color": [FLOW_COLORS[s] for s in ribbons["side"]]}
+        self.series_step_ms = windows.HOUR_MS if self.granularity.value == "hour" else windows.DAY_MS
+        series = shaping.series_columns(r["series"], self.series_step_ms)
         self.explorer_series.data = series
-        if series["x"]:
-            step_ms = windows.HOUR_MS if self.granularity.value == "hour" else windows.DAY_MS
-            start, end = series["x"][0], series["x"][-1] + step_ms
-            self.range_slider.update(start=start, end=end, value=(start, end), disabled=False)
-            self._on_range("value", None, (start, end))
+        bounds = shaping.series_bounds(series["x"], self.series_step_ms)
+        if bounds is not None:
+            self.range_slider.update(start=bounds[0], end=bounds[1], value=bounds, step=self.series_step_ms,
+                                     disabled=False)
+            self._on_range("value", None, bounds)
         else:
             self.range_slider.disabled = True
             self.range_total.text = ""
@@ -385,11 +562,15 @@ class DashboardSession:
                                       else f"No batch results for {article} (yet).")
 
     def _on_range(self, _attr: str, _old: Any, new: tuple[float, float]) -> None:
-        lo, hi = new
         xs, ys = self.explorer_series.data["x"], self.explorer_series.data["clicks"]
-        total = sum(c for x, c in zip(xs, ys, strict=True) if lo <= x < hi)
+        bounds = shaping.series_bounds(xs, self.series_step_ms)
+        if bounds is None:
+            return
+        lo, hi = shaping.snap_range(new[0], new[1], bounds, self.series_step_ms)
         self.series_fig.x_range.update(start=lo, end=hi)
-        self.range_total.text = f"{total} clicks into {self.article} from {_iso(int(lo))} to {_iso(int(hi))}"
+        total = shaping.range_total(xs, ys, lo, hi)
+        self.range_total.text = (f"{total:,} clicks into {self.article} from {shaping.format_utc(lo)} "
+                                 f"to {shaping.format_utc(hi)}")
 
 
 def build_document(doc: Document, runtime: Runtime) -> DashboardSession:

@@ -2,7 +2,10 @@
 
 Browser sessions never query the store on a timer; they read ``StorePoller.snapshot``
 (an immutable ``Snapshot`` replaced whole each tick) and push the difference to their
-browser. A failed read marks the snapshot unavailable, closes the store and reopens it
+browser. Each tick reads the live tables once per pipeline being shown: the settings'
+pipeline always, and any other pipeline of ``pipeline_registry`` that a session asked for
+with ``watch`` within ``WATCH_TTL_S`` (so ten tabs on two pipelines cost two query sets).
+A failed read marks the snapshot unavailable, closes the store and reopens it
 with exponential backoff (``BACKOFF_S``), so the page recovers by itself. User-driven
 look-ups (a PageRank date, an explorer article) go through ``lookup``: a small worker
 pool with a short-lived cache shared by every session, so they never block the server's
@@ -30,7 +33,8 @@ CLICKS_SPAN_WINDOWS = 300  # five minutes of 1 s windows
 MIX_WINDOW_MS = 10_000
 MIX_SPAN_WINDOWS = 30  # five minutes of 10 s windows
 HEALTH_ROWS = 120
-BATCH_EVERY_TICKS = 8
+BATCH_EVERY_TICKS = 8  # batch tables and pipeline_registry are read every this many ticks
+WATCH_TTL_S = 5.0
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 LOOKUP_TTL_S = 5.0
 
@@ -43,29 +47,58 @@ class CachedLookup(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """What the store held at one tick. ``status``: connecting | unavailable | empty | ok."""
+class LiveView:
+    """One pipeline's live tables at one tick."""
 
-    version: int = 0
-    status: str = "connecting"
-    message: str = "Connecting to the store…"
+    pipeline: str
     watermark_ms: int | None = None
     clicks: list[dict[str, Any]] = field(default_factory=list)  # window_totals, newest first
     trending_start_ms: int | None = None
     trending: list[dict[str, Any]] = field(default_factory=list)
     referrers: dict[int, dict[str, int]] = field(default_factory=dict)
     health: list[dict[str, Any]] = field(default_factory=list)  # pipeline_metrics, newest first
+
+    @property
+    def empty(self) -> bool:
+        return not self.clicks and not self.health
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store held at one tick. ``status``: connecting | unavailable | empty | ok.
+
+    ``live`` maps each pipeline read this tick to its ``LiveView``; ``pipelines`` are the
+    ``pipeline_registry`` rows (every pipeline that wrote), newest update first.
+    """
+
+    version: int = 0
+    status: str = "connecting"
+    message: str = "Connecting to the store…"
+    live: dict[str, LiveView] = field(default_factory=dict)
+    pipelines: list[dict[str, Any]] = field(default_factory=list)
     top_articles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pagerank_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pagerank_top: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
+    def view(self, pipeline: str) -> LiveView | None:
+        """The pipeline's live tables, or None when this tick did not read them (yet)."""
+        return self.live.get(pipeline)
+
     @property
     def live_empty(self) -> bool:
-        return not self.clicks and not self.health
+        return all(v.empty for v in self.live.values())
 
     @property
     def batch_empty(self) -> bool:
         return not any(self.top_articles.values()) and not any(self.pagerank_runs.values())
+
+
+@dataclass
+class _LiveCache:
+    """What the poller keeps between ticks for one pipeline."""
+
+    mix: dict[int, dict[str, int]] = field(default_factory=dict)
+    metrics_day: str | None = None
 
 
 def default_store_factory(settings: Settings) -> Store:
@@ -86,7 +119,7 @@ class StorePoller:
     def __init__(self, settings: Settings, store_factory: StoreFactory = default_store_factory,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.settings = settings
-        self.pipeline = settings.dashboard_pipeline or settings.pipeline_id
+        self.default_pipeline = settings.dashboard_pipeline or settings.pipeline_id
         self._factory = store_factory
         self._clock_ms = clock_ms
         self._store: Store | None = None
@@ -99,9 +132,11 @@ class StorePoller:
         self.snapshot = Snapshot()
         self.queries = 0
         self.ticks = 0
-        self._mix_cache: dict[int, dict[str, int]] = {}
-        self._last_metrics_day: str | None = None
+        self._live_cache: dict[str, _LiveCache] = {}
+        self._watched: dict[str, float] = {}  # pipeline -> time.monotonic() of the last watch
+        self._watch_lock = threading.Lock()
         self._batch: dict[str, Any] = {}
+        self._registry: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> StorePoller:
@@ -162,82 +197,113 @@ class StorePoller:
         self.queries += 1
         return self._get_store().select(table, partition, **kw)
 
+    # -- which pipelines are read ---------------------------------------------------------
+    def watch(self, pipeline: str) -> bool:
+        """Ask for ``pipeline``'s live tables in the next ticks (a session calls this each update).
+
+        Only the settings' pipeline and pipelines listed in ``pipeline_registry`` are read, so
+        no client can make the poller query arbitrary partitions; returns whether it is read.
+        """
+        if pipeline != self.default_pipeline and pipeline not in {str(r["pipeline"]) for r in self._registry}:
+            return False
+        with self._watch_lock:
+            self._watched[pipeline] = time.monotonic()
+        return True
+
+    def watched(self) -> list[str]:
+        """The pipelines read this tick: the default first, then those watched within WATCH_TTL_S."""
+        now = time.monotonic()
+        with self._watch_lock:
+            for p in [p for p, at in self._watched.items() if now - at > WATCH_TTL_S]:
+                del self._watched[p]
+            others = sorted(p for p in self._watched if p != self.default_pipeline)
+        return [self.default_pipeline, *others]
+
     # -- one tick ------------------------------------------------------------------------
     def _poll(self) -> Snapshot:
         store = self._get_store()
         self.queries += 1
         store.ping()
-        health = self._read_health()
-        watermark = int(health[0]["watermark_ms"]) if health else None
-        clicks: list[dict[str, Any]] = []
-        trending_start, trending = None, []
-        if watermark is not None:
-            clicks = self._read_clicks(watermark)
-        if clicks:
-            newest = int(clicks[0]["window_start_ms"])
-            trending_start, trending = self._read_trending(newest)
-            self._read_mix(newest)
-        if self.ticks % BATCH_EVERY_TICKS == 0 or not self._batch:
+        batch_due = self.ticks % BATCH_EVERY_TICKS == 0 or not self._batch
+        if batch_due:
+            self._registry = sorted(self._select("pipeline_registry", {"scope": "all"}),
+                                    key=lambda r: -int(r["updated_ms"]))
+        pipelines = self.watched()
+        for gone in set(self._live_cache) - set(pipelines):
+            del self._live_cache[gone]
+        live = {p: self._read_live(p, self._live_cache.setdefault(p, _LiveCache())) for p in pipelines}
+        if batch_due:
             self._batch = self._read_batch()
-        snap = Snapshot(status="ok", message="", watermark_ms=watermark, clicks=clicks,
-                        trending_start_ms=trending_start, trending=trending,
-                        referrers=dict(self._mix_cache), health=health, **self._batch)
-        if snap.live_empty and snap.batch_empty:
+        snap = Snapshot(status="ok", message="", live=live, pipelines=list(self._registry), **self._batch)
+        if snap.live_empty and snap.batch_empty and not snap.pipelines:
             return Snapshot(**{**snap.__dict__, "status": "empty",
                                "message": "The store is reachable but holds no data yet."})
         return snap
 
-    def _read_health(self) -> list[dict[str, Any]]:
+    def _read_live(self, pipeline: str, cache: _LiveCache) -> LiveView:
+        """One pipeline's query set: metrics, then its newest windows, trending and mix."""
+        health = self._read_health(pipeline, cache)
+        watermark = int(health[0]["watermark_ms"]) if health else None
+        clicks: list[dict[str, Any]] = []
+        trending_start, trending = None, []
+        if watermark is not None:
+            clicks = self._read_clicks(pipeline, watermark)
+        if clicks:
+            newest = int(clicks[0]["window_start_ms"])
+            trending_start, trending = self._read_trending(pipeline, newest)
+            self._read_mix(pipeline, cache, newest)
+        return LiveView(pipeline, watermark_ms=watermark, clicks=clicks, trending_start_ms=trending_start,
+                        trending=trending, referrers=dict(cache.mix), health=health)
+
+    def _read_health(self, pipeline: str, cache: _LiveCache) -> list[dict[str, Any]]:
         now = self._clock_ms()
         days = [windows.day_of(now), windows.day_of(now - windows.DAY_MS)]
-        if self._last_metrics_day and self._last_metrics_day not in days:
-            days.insert(0, self._last_metrics_day)
+        if cache.metrics_day and cache.metrics_day not in days:
+            days.insert(0, cache.metrics_day)
         for day in days:
-            rows = self._select("pipeline_metrics", {"pipeline": self.pipeline, "day": day},
-                                limit=HEALTH_ROWS)
+            rows = self._select("pipeline_metrics", {"pipeline": pipeline, "day": day}, limit=HEALTH_ROWS)
             if rows:
-                self._last_metrics_day = day
+                cache.metrics_day = day
                 return rows
         return []
 
-    def _read_clicks(self, watermark_ms: int) -> list[dict[str, Any]]:
+    def _read_clicks(self, pipeline: str, watermark_ms: int) -> list[dict[str, Any]]:
         day = windows.day_of(watermark_ms)
-        rows = self._select("window_totals", {"pipeline": self.pipeline, "window_ms": CLICKS_WINDOW_MS,
-                                             "day": day},
+        rows = self._select("window_totals",
+                            {"pipeline": pipeline, "window_ms": CLICKS_WINDOW_MS, "day": day},
                             limit=CLICKS_SPAN_WINDOWS)
         span_start = watermark_ms - CLICKS_SPAN_WINDOWS * CLICKS_WINDOW_MS
         if len(rows) < CLICKS_SPAN_WINDOWS and windows.day_of(span_start) != day:
-            rows += self._select("window_totals", {"pipeline": self.pipeline, "window_ms": CLICKS_WINDOW_MS,
+            rows += self._select("window_totals", {"pipeline": pipeline, "window_ms": CLICKS_WINDOW_MS,
                                                    "day": windows.day_of(span_start)},
                                  limit=CLICKS_SPAN_WINDOWS - len(rows))
         return rows
 
-    def _read_trending(self, newest_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
+    def _read_trending(self, pipeline: str, newest_ms: int) -> tuple[int | None, list[dict[str, Any]]]:
         start = windows.window_start_ms(newest_ms, windows.TRENDING_WINDOW_MS)
         for s in (start, start - windows.TRENDING_WINDOW_MS):
-            rows = self._select("trending", {"pipeline": self.pipeline,
-                                             "window_ms": windows.TRENDING_WINDOW_MS,
+            rows = self._select("trending", {"pipeline": pipeline, "window_ms": windows.TRENDING_WINDOW_MS,
                                              "window_start_ms": s})
             if rows:
                 return s, rows
         return None, []
 
-    def _read_mix(self, newest_ms: int) -> None:
+    def _read_mix(self, pipeline: str, cache: _LiveCache, newest_ms: int) -> None:
         """Referrer mix per 10 s window: the two newest re-read each tick, older ones cached."""
         newest = windows.window_start_ms(newest_ms, MIX_WINDOW_MS)
         starts = [newest - i * MIX_WINDOW_MS for i in range(MIX_SPAN_WINDOWS)]
         keep = set(starts)
-        for s in [s for s in self._mix_cache if s not in keep]:
-            del self._mix_cache[s]
+        for s in [s for s in cache.mix if s not in keep]:
+            del cache.mix[s]
         for i, s in enumerate(starts):
-            if i >= 2 and s in self._mix_cache:
+            if i >= 2 and s in cache.mix:
                 continue
-            rows = self._select("window_topn", {"pipeline": self.pipeline, "metric": windows.METRIC_REFERRER,
+            rows = self._select("window_topn", {"pipeline": pipeline, "metric": windows.METRIC_REFERRER,
                                                 "window_ms": MIX_WINDOW_MS, "window_start_ms": s})
             if rows:
-                self._mix_cache[s] = {str(r["key"]): int(r["clicks"]) for r in rows}
+                cache.mix[s] = {str(r["key"]): int(r["clicks"]) for r in rows}
             elif i >= 2:
-                self._mix_cache.pop(s, None)
+                cache.mix.pop(s, None)
 
     def _read_batch(self) -> dict[str, Any]:
         top_articles = {kind: self._select("top_articles", {"kind": kind}, limit=100)

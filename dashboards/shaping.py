@@ -6,7 +6,9 @@ them) and returns plain column dicts that a ``ColumnDataSource`` can take.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,27 +56,106 @@ def referrer_columns(windows: Mapping[int, Mapping[str, int]]) -> Columns:
     return out
 
 
+def format_utc(ms: int | float | None) -> str:
+    """Epoch milliseconds -> ``2015-02-01 12:00:00 UTC`` ("-" for none)."""
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_duration_ms(ms: int | float | None) -> str:
+    """A duration for people: ``850 ms``, ``12.3 s``, ``5 min 03 s``, ``3 h 02 min``, ``3,978 d 01 h``."""
+    if ms is None:
+        return "-"
+    sign, ms = ("-" if ms < 0 else ""), abs(ms)
+    if ms < 1000:
+        return f"{sign}{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{sign}{ms / 1000:.1f} s"
+    whole = int(ms // 1000)
+    if whole < 3600:
+        return f"{sign}{whole // 60} min {whole % 60:02d} s"
+    if whole < 86_400:
+        return f"{sign}{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{sign}{whole // 86_400:,} d {whole % 86_400 // 3600:02d} h"
+
+
 def health_columns(rows_desc: Iterable[Mapping[str, Any]]) -> Columns:
-    """``pipeline_metrics`` rows (newest first) -> ascending series for the health plot."""
+    """``pipeline_metrics`` rows (newest first) -> ascending series for the health plots.
+
+    ``watermark_delay_s`` is the wall time of the row minus its watermark (event time): how
+    far the final windows trail the clock (a replay of an old month trails by its age).
+    """
     rows = sorted(rows_desc, key=lambda r: r["ts_ms"])
     return {
         "x": [int(r["ts_ms"]) for r in rows],
+        "clicks_per_s": [float(r["clicks_per_s"]) for r in rows],
         "lag_ms": [int(r["lag_ms"]) for r in rows],
         "latency_ms": [int(r["latency_ms"]) for r in rows],
+        "late_clicks": [int(r["late_clicks"]) for r in rows],
+        "dead_letters": [int(r["dead_letters"]) for r in rows],
+        "watermark_ms": [int(r["watermark_ms"]) for r in rows],
+        "watermark_delay_s": [(int(r["ts_ms"]) - int(r["watermark_ms"])) / 1000 for r in rows],
     }
 
 
-HEALTH_FIELDS = ("clicks_per_s", "lag_ms", "latency_ms", "late_clicks", "dead_letters",
-                 "watermark_ms", "clicks_in")
+HEALTH_ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
+    ("clicks in (last cycle)", lambda r: f"{int(r['clicks_in']):,}"),
+    ("clicks per second", lambda r: f"{float(r['clicks_per_s']):,.1f}"),
+    ("lag (newest record read)", lambda r: format_duration_ms(r["lag_ms"])),
+    ("latency (log to store)", lambda r: format_duration_ms(r["latency_ms"])),
+    ("late clicks (last cycle)", lambda r: f"{int(r['late_clicks']):,}"),
+    ("dead letters (last cycle)", lambda r: f"{int(r['dead_letters']):,}"),
+    ("watermark (event time)", lambda r: format_utc(r["watermark_ms"])),
+    ("watermark delay", lambda r: format_duration_ms(int(r["ts_ms"]) - int(r["watermark_ms"]))),
+    ("measured at", lambda r: format_utc(r["ts_ms"])),
+)
 
 
 def health_table(latest: Mapping[str, Any] | None) -> Columns:
     """The newest ``pipeline_metrics`` row as a two-column table (fixed rows, patchable)."""
-    values = []
-    for name in HEALTH_FIELDS:
-        v = latest.get(name) if latest else None
-        values.append("" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
-    return {"metric": list(HEALTH_FIELDS), "value": values}
+    return {"metric": [label for label, _ in HEALTH_ROWS],
+            "value": [show(latest) if latest else "" for _, show in HEALTH_ROWS]}
+
+
+def pipeline_options(registry_rows: Iterable[Mapping[str, Any]], default: str) -> list[tuple[str, str]]:
+    """``pipeline_registry`` rows -> Select options (value, label), newest update first.
+
+    ``default`` (the settings' pipeline) is listed even before it has written anything.
+    """
+    rows = sorted(registry_rows, key=lambda r: (-int(r["updated_ms"]), str(r["pipeline"])))
+    options = [(str(r["pipeline"]), f"{r['pipeline']} · topic {r['topic']}") for r in rows]
+    if default and default not in {value for value, _ in options}:
+        options.append((default, f"{default} · nothing written yet"))
+    return options
+
+
+def reconcile_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
+    """``reconcile_diffs`` rows -> table columns, biggest absolute difference first."""
+    ordered = sorted(rows, key=lambda r: (-abs(int(r["recounted"]) - int(r["streamed"])),
+                                          str(r["metric"]), int(r["window_ms"]),
+                                          int(r["window_start_ms"]), str(r["key"])))
+    return {
+        "metric": [str(r["metric"]) for r in ordered],
+        "window": [format_duration_ms(int(r["window_ms"])) for r in ordered],
+        "window_start": [format_utc(int(r["window_start_ms"])) for r in ordered],
+        "key": [str(r["key"]) for r in ordered],
+        "streamed": [int(r["streamed"]) for r in ordered],
+        "recounted": [int(r["recounted"]) for r in ordered],
+        "difference": [int(r["recounted"]) - int(r["streamed"]) for r in ordered],
+    }
+
+
+def reconcile_summary(run_id: str, cols: Mapping[str, Sequence[Any]], limit: int) -> str:
+    """One line about a reconcile run's differences (plain text)."""
+    if not run_id:
+        return "Enter a reconcile run id (printed by `clickstream reconcile`) to see its differences."
+    n = len(cols["difference"])
+    if n == 0:
+        return f"Reconcile run {run_id}: no differences recorded (or no such run)."
+    more = f" (the first {limit} read)" if n >= limit else ""
+    return (f"Reconcile run {run_id}: {n:,} differences{more}, streamed {sum(cols['streamed']):,} "
+            f"vs recounted {sum(cols['recounted']):,} clicks.")
 
 
 def table_columns(rows: Iterable[Mapping[str, Any]], names: Sequence[str]) -> Columns:
@@ -99,6 +180,109 @@ def referrer_shares(source_rows: Iterable[Mapping[str, Any]]) -> Columns:
         "clicks": [by_class[c] for c in classes],
         "share": [by_class[c] / total for c in classes],
     }
+
+
+def series_columns(rows: Iterable[Mapping[str, Any]], step_ms: int) -> Columns:
+    """``rollups`` rows -> one bar per bucket: ``x`` (start), ``x_end`` (start + step), clicks."""
+    ordered = sorted(rows, key=lambda r: int(r["bucket_start_ms"]))
+    xs = [int(r["bucket_start_ms"]) for r in ordered]
+    return {"x": xs, "x_end": [x + step_ms for x in xs], "clicks": [int(r["clicks"]) for r in ordered]}
+
+
+def series_bounds(xs: Sequence[int], step_ms: int) -> tuple[int, int] | None:
+    """The span the buckets cover, ``[first start, last start + step)``; None without buckets."""
+    if not xs:
+        return None
+    return min(xs), max(xs) + step_ms
+
+
+def snap_range(lo: float, hi: float, bounds: tuple[int, int], step_ms: int) -> tuple[int, int]:
+    """A chosen ``[lo, hi)`` snapped out to whole buckets, kept inside ``bounds``, at least one bucket.
+
+    ``bounds`` start on a bucket boundary (``series_bounds``), so the result does too.
+    """
+    first, end = bounds
+    lo_i = max(first, min(int(lo), end - step_ms))
+    start = first + (lo_i - first) // step_ms * step_ms
+    hi_i = min(end, max(math.ceil(hi), start + step_ms))
+    stop = first + -(-(hi_i - first) // step_ms) * step_ms
+    return start, min(stop, end)
+
+
+def range_total(xs: Sequence[int], clicks: Sequence[int], lo: int, hi: int) -> int:
+    """Clicks of the buckets starting in ``[lo, hi)``."""
+    return sum(c for x, c in zip(xs, clicks, strict=True) if lo <= x < hi)
+
+
+FLOW_GAP = 0.02  # between two nodes of one side, as a share of the chart's height
+FLOW_NODE_X = (-1.0, -0.94, -0.03, 0.03, 0.94, 1.0)  # source | article | destination node edges
+FLOW_RIBBON_POINTS = 24
+FLOW_LABEL_CHARS = 34
+
+
+def short_label(title: str, chars: int = FLOW_LABEL_CHARS) -> str:
+    return title if len(title) <= chars else title[: chars - 1] + "…"
+
+
+def _smooth(a: float, b: float, n: int) -> list[float]:
+    """``n`` points easing from ``a`` to ``b`` (smoothstep), the ribbon's edge."""
+    return [a + (b - a) * (3 * u * u - 2 * u * u * u) for u in (i / (n - 1) for i in range(n))]
+
+
+def flow_chart(article: str, sources: Iterable[Mapping[str, Any]],
+               destinations: Iterable[Mapping[str, Any]], top_n: int) -> tuple[Columns, Columns]:
+    """Top sources -> article -> top destinations as (nodes, ribbons) columns, sized by clicks.
+
+    Nodes are quads (``left right bottom top``) with a label position; ribbons are patches
+    (``xs ys``) whose height at each end is the clicks they carry. Heights are shares of the
+    busier side, so both sides share one scale. ``share`` is of the side's listed clicks.
+    Titles stay data (``title`` full, ``label`` shortened): they are drawn as canvas text.
+    """
+    sides = {"source": sorted(sources, key=lambda r: r["rank"])[:top_n],
+             "destination": sorted(destinations, key=lambda r: r["rank"])[:top_n]}
+    totals = {k: sum(int(r["clicks"]) for r in rows) for k, rows in sides.items()}
+    scale = (1.0 - FLOW_GAP * (top_n - 1)) / max(max(totals.values()), 1)
+    nodes: Columns = {k: [] for k in ("left", "right", "bottom", "top", "title", "label", "clicks",
+                                      "share", "side", "label_x", "label_y", "align")}
+    ribbons: Columns = {k: [] for k in ("xs", "ys", "title", "clicks", "share", "side")}
+
+    def node(left: float, right: float, bottom: float, top: float, title: str, clicks: int, share: float,
+             side: str, label_x: float, label_y: float, align: str) -> None:
+        for k, v in zip(nodes, (left, right, bottom, top, title, short_label(title), clicks, share, side,
+                                label_x, label_y, align), strict=True):
+            nodes[k].append(v)
+
+    centre = 0.5
+    article_half = max(totals.values()) * scale / 2
+    for side, rows in sides.items():
+        heights = [int(r["clicks"]) * scale for r in rows]
+        span = sum(heights) + FLOW_GAP * max(len(rows) - 1, 0)
+        outer_top, inner_top = centre + span / 2, centre + sum(heights) / 2
+        x_outer = (FLOW_NODE_X[0], FLOW_NODE_X[1]) if side == "source" else (FLOW_NODE_X[4], FLOW_NODE_X[5])
+        x_from, x_to = (x_outer[1], FLOW_NODE_X[2]) if side == "source" else (FLOW_NODE_X[3], x_outer[0])
+        for r, h in zip(rows, heights, strict=True):
+            title = str(r["source" if side == "source" else "destination"])
+            clicks = int(r["clicks"])
+            share = clicks / totals[side] if totals[side] else 0.0
+            label_x = x_outer[0] - 0.02 if side == "source" else x_outer[1] + 0.02
+            node(x_outer[0], x_outer[1], outer_top - h, outer_top, title, clicks, share, side,
+                 label_x, outer_top - h / 2, "right" if side == "source" else "left")
+            if side == "source":
+                ends = ((outer_top, inner_top), (outer_top - h, inner_top - h))
+            else:
+                ends = ((inner_top, outer_top), (inner_top - h, outer_top - h))
+            xs = _smooth(x_from, x_to, FLOW_RIBBON_POINTS)
+            top_edge = _smooth(ends[0][0], ends[0][1], FLOW_RIBBON_POINTS)
+            bottom_edge = _smooth(ends[1][0], ends[1][1], FLOW_RIBBON_POINTS)
+            for k, v in zip(ribbons, (xs + xs[::-1], top_edge + bottom_edge[::-1], title, clicks, share,
+                                      side), strict=True):
+                ribbons[k].append(v)
+            outer_top -= h + FLOW_GAP
+            inner_top -= h
+    if sides["source"] or sides["destination"]:
+        node(FLOW_NODE_X[2], FLOW_NODE_X[3], centre - article_half, centre + article_half, article,
+             totals["source"], 1.0, "article", 0.0, centre + article_half + 0.04, "center")
+    return nodes, ribbons
 
 
 @dataclass

@@ -18,11 +18,16 @@ from clickstream.store import Store
 EVENT_START_MS = 1_422_792_000_000  # 2015-02-01 12:00:00 UTC
 EVIL_TITLE = "<img src=x onerror=alert(1)>"
 ARTICLE = "London"
+ONE_HOUR_ARTICLE = "Brand_new_article"  # batch rollups of a single hour (the explorer's edge case)
 PIPELINE = "test-pipeline"
+OTHER_PIPELINE = "other-group/other-topic"
+OTHER_EXTRA_CLICKS = 1_000  # the second pipeline's windows hold this many clicks more
+RECONCILE_RUN = "20150301T000000Z-abc123"
 
 
-def clicks_of(start_ms: int) -> int:
-    return 100 + (start_ms // 1000) % 37
+def clicks_of(start_ms: int, pipeline: str = PIPELINE) -> int:
+    extra = OTHER_EXTRA_CLICKS if pipeline == OTHER_PIPELINE else 0
+    return 100 + (start_ms // 1000) % 37 + extra
 
 
 def trending_keys(start_ms: int) -> list[str]:
@@ -57,13 +62,25 @@ def write_batch(store: Store) -> None:
     store.upsert("rollups", [{"metric": windows.METRIC_DESTINATION, "granularity": "hour", "key": ARTICLE,
                               "bucket_start_ms": EVENT_START_MS - h * 3_600_000, "clicks": 40 + h}
                              for h in range(24)])
+    store.upsert("rollups", [{"metric": windows.METRIC_DESTINATION, "granularity": "hour",
+                              "key": ONE_HOUR_ARTICLE, "bucket_start_ms": EVENT_START_MS, "clicks": 77}])
+    store.upsert("top_sources", [{"destination": ONE_HOUR_ARTICLE, "rank": 1, "source": "other-google",
+                                  "clicks": 77}])
+    store.upsert("reconcile_diffs", [
+        {"run_id": RECONCILE_RUN, "metric": "destination", "window_ms": 60_000,
+         "window_start_ms": EVENT_START_MS - 60_000, "key": EVIL_TITLE, "streamed": 40, "recounted": 42},
+        {"run_id": RECONCILE_RUN, "metric": "total", "window_ms": 1_000,
+         "window_start_ms": EVENT_START_MS - 5_000, "key": "clicks", "streamed": 130, "recounted": 125},
+    ])
 
 
 class Feeder:
     """Writes the live tables on a thread; ``pause``/``resume`` hold and release the clock."""
 
-    def __init__(self, store: Store, step_s: float = 0.2, backfill_s: int = 60) -> None:
+    def __init__(self, store: Store, step_s: float = 0.2, backfill_s: int = 60,
+                 pipeline: str = PIPELINE) -> None:
         self.store = store
+        self.pipeline = pipeline
         self.step_s = step_s
         self.next_start_ms = EVENT_START_MS - backfill_s * 1000
         self.written_windows = 0
@@ -116,36 +133,39 @@ class Feeder:
         start = self.next_start_ms
         day = windows.day_of(start)
         now_ms = int(time.time() * 1000)
-        self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 1000, "day": day,
-                                             "window_start_ms": start, "clicks": clicks_of(start),
+        self.store.upsert("window_totals", [{"pipeline": self.pipeline, "window_ms": 1000, "day": day,
+                                             "window_start_ms": start,
+                                             "clicks": clicks_of(start, self.pipeline),
                                              "late_clicks": start // 1000 % 3, "written_ms": now_ms,
                                              "cycle": 1, "final": 1}])
         end = start + 1000
         if end % windows.TRENDING_WINDOW_MS == 0:
             self._close_ten_seconds(end - windows.TRENDING_WINDOW_MS, now_ms)
         self.store.upsert("pipeline_metrics", [{
-            "pipeline": PIPELINE, "day": windows.day_of(now_ms), "ts_ms": now_ms, "clicks_in": 1000,
-            "clicks_per_s": float(clicks_of(start)), "lag_ms": 100 + start // 1000 % 50,
+            "pipeline": self.pipeline, "day": windows.day_of(now_ms), "ts_ms": now_ms, "clicks_in": 1000,
+            "clicks_per_s": float(clicks_of(start, self.pipeline)), "lag_ms": 100 + start // 1000 % 50,
             "latency_ms": 40 + start // 1000 % 20, "late_clicks": 3, "dead_letters": 1,
             "watermark_ms": end}])
+        self.store.upsert("pipeline_registry", [{"scope": "all", "pipeline": self.pipeline,
+                                                 "topic": f"topic-of-{self.pipeline}", "updated_ms": now_ms}])
         self.next_start_ms = end
         self.written_windows += 1
 
     def _close_ten_seconds(self, s: int, now_ms: int) -> None:
         day = windows.day_of(s)
-        total = sum(clicks_of(s + i * 1000) for i in range(10))
-        self.store.upsert("window_totals", [{"pipeline": PIPELINE, "window_ms": 10_000, "day": day,
+        total = sum(clicks_of(s + i * 1000, self.pipeline) for i in range(10))
+        self.store.upsert("window_totals", [{"pipeline": self.pipeline, "window_ms": 10_000, "day": day,
                                              "window_start_ms": s, "clicks": total, "late_clicks": 0,
                                              "written_ms": now_ms, "cycle": 1, "final": 1}])
         rows: list[dict[str, Any]] = []
         for rank, key in enumerate(trending_keys(s), start=1):
-            rows.append({"pipeline": PIPELINE, "window_ms": windows.TRENDING_WINDOW_MS,
+            rows.append({"pipeline": self.pipeline, "window_ms": windows.TRENDING_WINDOW_MS,
                          "window_start_ms": s, "rank": rank,
                          "key": key, "clicks": 50 - rank, "baseline": 5.0, "lift": (50 - rank) / 5.0})
         self.store.upsert("trending", rows)
         mix = {cls: (i + 1) * 10 + (s // 10_000) % 7 for i, cls in enumerate(REFERRER_CLASSES)}
         ranked = sorted(mix.items(), key=lambda kv: (-kv[1], kv[0]))
-        self.store.upsert("window_topn", [{"pipeline": PIPELINE, "metric": windows.METRIC_REFERRER,
+        self.store.upsert("window_topn", [{"pipeline": self.pipeline, "metric": windows.METRIC_REFERRER,
                                            "window_ms": 10_000,
                                            "window_start_ms": s, "rank": r, "key": k, "clicks": c}
                                           for r, (k, c) in enumerate(ranked, start=1)])

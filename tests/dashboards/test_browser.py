@@ -19,9 +19,19 @@ from clickstream.settings import Settings
 from clickstream.store import Store, open_store
 from clickstream.store.embedded import EmbeddedStore
 from dashboards import shaping
-from dashboards.poller import CLICKS_SPAN_WINDOWS, default_store_factory
+from dashboards.app import FLOW_TOP_N
+from dashboards.poller import CLICKS_SPAN_WINDOWS, HEALTH_ROWS, default_store_factory
 from dashboards.server import DashboardHandle, start_dashboard
-from tests.dashboards.feeder import ARTICLE, EVIL_TITLE, PIPELINE, Feeder
+from tests.dashboards.feeder import (
+    ARTICLE,
+    EVENT_START_MS,
+    EVIL_TITLE,
+    ONE_HOUR_ARTICLE,
+    OTHER_PIPELINE,
+    PIPELINE,
+    RECONCILE_RUN,
+    Feeder,
+)
 from tests.dashboards.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -37,6 +47,16 @@ DATA_JS = """(name) => {
   return out;
 }"""
 TEXT_JS = "(name) => Bokeh.documents[0].get_model_by_name(name).text"
+RANGE_JS = ("(name) => { const r = Bokeh.documents[0].get_model_by_name(name).x_range; "
+            "return [r.start, r.end]; }")
+SCREEN_JS = """([name, x, y]) => {
+  const v = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name(name));
+  v.el.scrollIntoView({block: "center"});
+  const box = v.canvas_view.el.getBoundingClientRect();
+  return [box.left + v.frame.x_scale.compute(x), box.top + v.frame.y_scale.compute(y)];
+}"""
+TOOLS_JS = """(name) => Bokeh.documents[0].get_model_by_name(name).toolbar.tools
+  .map(t => t.type ?? t.constructor.__name__)"""
 
 
 class CountingStore:
@@ -90,6 +110,12 @@ def store_clicks(store: Store, settings_day_ms: int) -> dict[str, list[Any]]:
     return shaping.clicks_series(rows, 1000)
 
 
+def store_clicks_of(store: Store, pipeline: str, newest_ms: int) -> dict[str, list[Any]]:
+    rows = store.select("window_totals", {"pipeline": pipeline, "window_ms": 1000,
+                                          "day": windows.day_of(newest_ms)}, limit=CLICKS_SPAN_WINDOWS)
+    return shaping.clicks_series(rows, 1000)
+
+
 def newest_x(page: Any) -> int:
     xs = data(page, "clicks")["x"]
     return int(xs[-1]) if xs else 0
@@ -97,6 +123,31 @@ def newest_x(page: Any) -> int:
 
 def click_tab(page: Any, title: str) -> None:
     page.locator(".bk-tab", has_text=title).first.click()
+
+
+def select_of(page: Any, option_text: str) -> Any:
+    """The one <select> holding an option with this text."""
+    return page.locator("select").filter(has=page.locator("option", has_text=option_text))
+
+
+def hover_text(page: Any, plot: str, x: float, y: float, expect: str) -> str:
+    """Move the mouse over data point (x, y) of a plot; the tooltip's text once it shows ``expect``."""
+    tooltip = page.locator(".bk-tooltip-content")
+
+    def shown() -> bool:
+        px, py = page.evaluate(SCREEN_JS, [plot, x, y])
+        page.mouse.move(px, py)
+        page.mouse.move(px + 1, py)
+        return any(expect in t for t in tooltip.all_inner_texts())
+
+    wait_for(shown, 20, f"hover tooltip on {plot} showing {expect!r}")
+    return "\n".join(tooltip.all_inner_texts())
+
+
+def assert_toolbar(page: Any, plot: str) -> None:
+    tools = " ".join(page.evaluate(TOOLS_JS, plot))
+    for tool in ("HoverTool", "SaveTool", "BoxZoomTool"):
+        assert tool in tools, f"{plot} has no {tool}: {tools}"
 
 
 @pytest.fixture
@@ -144,8 +195,13 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         assert data(page, "trending")["value"] == [r["lift"] for r in rows]
         metrics = store.select("pipeline_metrics", {"pipeline": PIPELINE,
                                                     "day": windows.day_of(int(time.time() * 1000))}, limit=1)
-        wait_for(lambda: dict(zip(*data(page, "health_now").values(), strict=True))["lag_ms"]
-                 == str(metrics[0]["lag_ms"]), 3, "health table shows the newest metrics")
+        wait_for(lambda: data(page, "health_now") == shaping.health_table(metrics[0]), 3,
+                 "health table shows the newest metrics, readable")
+        shown_now = dict(zip(*data(page, "health_now").values(), strict=True))
+        assert shown_now["watermark (event time)"] == shaping.format_utc(metrics[0]["watermark_ms"])
+        assert shown_now["watermark (event time)"].startswith("2015-02-01 12:")
+        for plot in ("clicks_plot", "trending_plot", "referrers_plot"):
+            assert_toolbar(page, plot)
         mix = data(page, "referrers")
         newest_mix = store.select("window_topn", {"pipeline": PIPELINE, "metric": "referrer",
                                                   "window_ms": 10_000,
@@ -168,6 +224,7 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         assert live and {thread for thread, _ in live} == {POLLER_THREAD}
         ticks = handle.poller.ticks
         assert sum(1 for _, t in live if t == "window_totals") <= 2 * (ticks + 1)
+        feeder.pause()  # the batch and explorer views are checked (and drawn) against a still store
 
         # Batch: PageRank of the newest run, the chosen run, and the top articles.
         click_tab(page, "Batch")
@@ -182,7 +239,8 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         wait_for(lambda: evil_cells.count() > 0, 3, "the evil title as literal table text")
         assert evil_cells.first.is_visible()
         page.screenshot(path=str(artifacts_dir / "dashboard-batch.png"))
-        page.locator("select").first.select_option(label="unweighted · 2015-02-27")
+        assert_toolbar(page, "pagerank_bars_plot")
+        select_of(page, "unweighted · 2015-02-27").select_option(label="unweighted · 2015-02-27")
         older = store.select("pagerank_top", {"run_date": "2015-02-27", "variant": "unweighted"})
         wait_for(lambda: data(page, "pagerank")["score"] == [r["score"] for r in older], 5,
                  "pagerank of the chosen date")
@@ -204,7 +262,34 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         series = store.select("rollups", {"metric": "destination", "granularity": "hour", "key": ARTICLE})
         assert data(page, "explorer_series")["clicks"] == [r["clicks"] for r in series]
         assert page.get_by_text(EVIL_TITLE, exact=True).count() >= 2
-        page.screenshot(path=str(artifacts_dir / "dashboard-explorer.png"))
+
+        # ... its flows as a picture: source bars, the article, destination bars, sized by clicks.
+        nodes, _ = shaping.flow_chart(ARTICLE, sources, dests, FLOW_TOP_N)
+        flow = data(page, "flow_nodes")
+        assert flow["title"] == [r["source"] for r in sources] + [r["destination"] for r in dests] + [ARTICLE]
+        assert flow["clicks"] == [r["clicks"] for r in sources] + [r["clicks"] for r in dests] + [total]
+        assert flow["top"] == pytest.approx(nodes["top"]) and flow["bottom"] == pytest.approx(nodes["bottom"])
+        assert len(data(page, "flow_ribbons")["clicks"]) == len(sources) + len(dests)
+        evil = flow["title"].index(EVIL_TITLE)
+        tip = hover_text(page, "flow_plot", (flow["left"][evil] + flow["right"][evil]) / 2,
+                         (flow["top"][evil] + flow["bottom"][evil]) / 2, EVIL_TITLE)
+        assert f"{flow['clicks'][evil]:,}" in tip
+        for plot in ("flow_plot", "explorer_series_plot"):
+            assert_toolbar(page, plot)
+        page.screenshot(path=str(artifacts_dir / "dashboard-explorer.png"), full_page=True)
+
+        # ... and an article with one hour of rollups: its bar fills an axis of exactly that hour.
+        box.fill(ONE_HOUR_ARTICLE)
+        box.press("Enter")
+        wait_for(lambda: data(page, "explorer_series")["x"] == [EVENT_START_MS], 5, "the one-hour series")
+        assert data(page, "explorer_series")["clicks"] == [77]
+        wait_for(lambda: page.evaluate(RANGE_JS, "explorer_series_plot")
+                 == [EVENT_START_MS, EVENT_START_MS + windows.HOUR_MS], 5, "x axis spans the hour")
+        assert page.evaluate(TEXT_JS, "explorer_total") == (
+            f"77 clicks into {ONE_HOUR_ARTICLE} from 2015-02-01 12:00:00 UTC to 2015-02-01 13:00:00 UTC")
+        tip = hover_text(page, "explorer_series_plot", EVENT_START_MS + windows.HOUR_MS / 2, 30, "77")
+        assert "2015-02-01 12:00" in tip and "2015-02-01 13:00" in tip
+        page.screenshot(path=str(artifacts_dir / "dashboard-explorer-one-hour.png"))
 
         assert page.locator("img[src='x']").count() == 0
         assert dialogs == [] and other_dialogs == []
@@ -229,6 +314,94 @@ def test_pages_show_store_numbers_update_live_and_escape_titles(
         for p in pages:
             p.close()
         handle.stop()
+
+
+def store_health(store: Store, pipeline: str) -> list[dict[str, Any]]:
+    today = windows.day_of(int(time.time() * 1000))
+    return store.select("pipeline_metrics", {"pipeline": pipeline, "day": today}, limit=HEALTH_ROWS)
+
+
+def test_pipeline_view_reconcile_dask_link_and_picker(browser: Any, tmp_path: Path,
+                                                      artifacts_dir: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    dask_link = "http://127.0.0.1:8787/status"
+    settings = Settings(store="embedded", embedded_store_path=str(path), dashboard_port=0,
+                        dashboard_pipeline=PIPELINE, dashboard_dask_link=dask_link,
+                        dashboard_reconcile_run=RECONCILE_RUN)
+    store = EmbeddedStore(path)
+    other = Feeder(store, backfill_s=30, pipeline=OTHER_PIPELINE).start(run=False)  # wrote once, earlier
+    feeder = Feeder(store).start()
+    selects: list[tuple[str, str]] = []
+    handle = start_dashboard(settings,
+                             store_factory=lambda s: CountingStore(default_store_factory(s), selects))
+    pages: list[Any] = []
+    try:
+        page, dialogs = open_page(browser, handle.url)
+        watcher, _ = open_page(browser, handle.url)  # stays on the default pipeline throughout
+        pages += [page, watcher]
+        click_tab(page, "Pipeline")
+
+        # The health series and the numbers now are the store's pipeline_metrics of the default pipeline.
+        feeder.pause()
+        rows = store_health(store, PIPELINE)
+        wait_for(lambda: data(page, "health") == shaping.health_columns(rows), 5, "health series = store")
+        delay_s = (rows[0]["ts_ms"] - rows[0]["watermark_ms"]) / 1000
+        assert data(page, "health")["watermark_delay_s"][-1] == delay_s
+        wait_for(lambda: data(page, "health_now") == shaping.health_table(rows[0]), 3, "health now = store")
+        for plot in ("rate_plot", "lag_plot", "watermark_plot", "late_plot"):
+            assert_toolbar(page, plot)
+        shown = data(page, "health")
+        i = len(shown["x"]) // 2
+        tip = hover_text(page, "watermark_plot", shown["x"][i], shown["watermark_delay_s"][i],
+                         shaping.format_utc(shown["watermark_ms"][i])[:19])
+        assert f"{shown['watermark_delay_s'][i]:,.1f} s" in tip
+
+        # The reconcile run's differences, titles as text; the Dask dashboard's link.
+        diffs = store.select("reconcile_diffs", {"run_id": RECONCILE_RUN})
+        wait_for(lambda: data(page, "reconcile") == shaping.reconcile_columns(diffs), 5, "reconcile table")
+        assert page.evaluate(TEXT_JS, "reconcile_summary") == shaping.reconcile_summary(
+            RECONCILE_RUN, shaping.reconcile_columns(diffs), 1000)
+        wait_for(lambda: page.get_by_text(EVIL_TITLE, exact=True).count() > 0, 3, "the evil key as text")
+        link = page.locator("a", has_text="Dask dashboard")
+        assert link.get_attribute("href") == dask_link
+        page.screenshot(path=str(artifacts_dir / "dashboard-pipeline.png"), full_page=True)
+
+        # The picker lists the registry, newest first, and starts on the settings' pipeline.
+        registry = sorted(store.select("pipeline_registry", {"scope": "all"}), key=lambda r: -r["updated_ms"])
+        assert [r["pipeline"] for r in registry] == [PIPELINE, OTHER_PIPELINE]
+        picker = "() => { const m = Bokeh.documents[0].get_model_by_name('pipeline_picker');" \
+                 " return [m.value, m.options.map(o => Array.isArray(o) ? o[0] : o)]; }"
+        wait_for(lambda: page.evaluate(picker) == [PIPELINE, [PIPELINE, OTHER_PIPELINE]], 5, "picker options")
+
+        # Switching: the live views read the other pipeline; the other page stays where it was.
+        other_label = dict(shaping.pipeline_options(registry, PIPELINE))[OTHER_PIPELINE]
+        select_of(page, other_label).select_option(label=other_label)
+        other_clicks = store_clicks_of(store, OTHER_PIPELINE, other.next_start_ms - 1000)
+        wait_for(lambda: data(page, "clicks") == other_clicks, 5, "clicks of the picked pipeline")
+        other_health = shaping.health_columns(store_health(store, OTHER_PIPELINE))
+        wait_for(lambda: data(page, "health") == other_health, 5, "health of the picked pipeline")
+        assert status_text(page).startswith(f"Store OK · pipeline {OTHER_PIPELINE}")
+        mine = store_clicks_of(store, PIPELINE, feeder.next_start_ms - 1000)
+        wait_for(lambda: data(watcher, "clicks") == mine, 5, "the other page keeps the default pipeline")
+        assert data(page, "clicks")["clicks_per_s"] != data(watcher, "clicks")["clicks_per_s"]
+        click_tab(page, "Live")
+        page.screenshot(path=str(artifacts_dir / "dashboard-live-picked.png"))
+
+        # Two pipelines shown: two query sets per tick, all on the poller's thread.
+        ticks_before = handle.poller.ticks
+        feeder.resume()
+        time.sleep(2)
+        assert handle.poller.ticks > ticks_before
+        live = [(thread, table) for thread, table in selects if table in LIVE_TABLES]
+        assert {thread for thread, _ in live} == {POLLER_THREAD}
+        assert sum(1 for _, t in live if t == "window_totals") <= 2 * 2 * (handle.poller.ticks + 1)
+        assert page.locator("img[src='x']").count() == 0 and dialogs == []
+    finally:
+        for p in pages:
+            p.close()
+        handle.stop()
+        feeder.stop()
+        store.close()
 
 
 def test_cassandra_cut_and_restored_through_proxy(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from clickstream.settings import Settings
+import pytest
+
+from clickstream.settings import Settings, SettingsError
 from dashboards import shaping
 from dashboards.runtime import settings_from_argv
 from dashboards.server import websocket_origins
@@ -71,13 +73,119 @@ def test_referrer_shares_group_sources_by_class() -> None:
     assert cols == {"link_type": ["link", "search"], "clicks": [25, 75], "share": [0.25, 0.75]}
 
 
-def test_health_table_has_fixed_rows_and_blank_values_without_metrics() -> None:
+def test_health_table_has_fixed_rows_readable_values_and_blanks_without_metrics() -> None:
     empty = shaping.health_table(None)
-    assert empty["metric"] == list(shaping.HEALTH_FIELDS)
+    assert empty["metric"] == [label for label, _ in shaping.HEALTH_ROWS]
     assert set(empty["value"]) == {""}
-    row = {"clicks_per_s": 12.345, "lag_ms": 7, "latency_ms": 3, "late_clicks": 1, "dead_letters": 2,
-           "watermark_ms": 99, "clicks_in": 5}
-    assert shaping.health_table(row)["value"] == ["12.3", "7", "3", "1", "2", "99", "5"]
+    row = {"clicks_per_s": 12_345.67, "lag_ms": 7, "latency_ms": 1500, "late_clicks": 1, "dead_letters": 2,
+           "watermark_ms": 1_422_792_000_000, "clicks_in": 5000, "ts_ms": 1_422_792_090_500}
+    shown = dict(zip(*shaping.health_table(row).values(), strict=True))
+    assert shown == {"clicks in (last cycle)": "5,000", "clicks per second": "12,345.7",
+                     "lag (newest record read)": "7 ms", "latency (log to store)": "1.5 s",
+                     "late clicks (last cycle)": "1", "dead letters (last cycle)": "2",
+                     "watermark (event time)": "2015-02-01 12:00:00 UTC", "watermark delay": "1 min 30 s",
+                     "measured at": "2015-02-01 12:01:30 UTC"}
+
+
+def test_times_and_durations_read_as_people_write_them() -> None:
+    assert shaping.format_utc(0) == "1970-01-01 00:00:00 UTC"
+    assert shaping.format_utc(None) == "-"
+    assert [shaping.format_duration_ms(ms) for ms in (0, 999, 1000, 59_949, 61_000, 3_600_000 + 120_000,
+                                                      400 * 86_400_000 + 3 * 3_600_000, -2500)] == [
+        "0 ms", "999 ms", "1.0 s", "59.9 s", "1 min 01 s", "1 h 02 min", "400 d 03 h", "-2.5 s"]
+
+
+def test_health_columns_are_ascending_with_the_watermark_delay() -> None:
+    rows = [{"ts_ms": 20_000, "clicks_in": 1, "clicks_per_s": 2.0, "lag_ms": 3, "latency_ms": 4,
+             "late_clicks": 5, "dead_letters": 6, "watermark_ms": 15_000},
+            {"ts_ms": 10_000, "clicks_in": 1, "clicks_per_s": 1.0, "lag_ms": 1, "latency_ms": 1,
+             "late_clicks": 0, "dead_letters": 0, "watermark_ms": 9_500}]
+    cols = shaping.health_columns(rows)
+    assert cols["x"] == [10_000, 20_000]
+    assert cols["watermark_delay_s"] == [0.5, 5.0]
+    assert cols["dead_letters"] == [0, 6] and cols["clicks_per_s"] == [1.0, 2.0]
+
+
+def test_pipeline_options_newest_first_with_the_default_even_before_it_wrote() -> None:
+    rows = [{"pipeline": "a", "topic": "t1", "updated_ms": 10},
+            {"pipeline": EVIL, "topic": "t2", "updated_ms": 30},
+            {"pipeline": "b", "topic": "t3", "updated_ms": 20}]
+    opts = shaping.pipeline_options(rows, "mine")
+    assert [v for v, _ in opts] == [EVIL, "b", "a", "mine"]
+    assert opts[0][1].startswith(EVIL + " · topic t2")
+    assert [v for v, _ in shaping.pipeline_options(rows, "a")] == [EVIL, "b", "a"]
+
+
+def test_reconcile_columns_biggest_difference_first_in_readable_units() -> None:
+    rows = [{"metric": "total", "window_ms": 1000, "window_start_ms": 0, "key": "clicks", "streamed": 10,
+             "recounted": 11},
+            {"metric": "destination", "window_ms": 60_000, "window_start_ms": 60_000, "key": EVIL,
+             "streamed": 50, "recounted": 40}]
+    cols = shaping.reconcile_columns(rows)
+    assert cols["key"] == [EVIL, "clicks"]
+    assert cols["difference"] == [-10, 1]
+    assert cols["window"] == ["1 min 00 s", "1.0 s"]
+    assert cols["window_start"] == ["1970-01-01 00:01:00 UTC", "1970-01-01 00:00:00 UTC"]
+    assert shaping.reconcile_summary("r1", cols, 1000) == ("Reconcile run r1: 2 differences, streamed 60 "
+                                                           "vs recounted 51 clicks.")
+    assert "no differences" in shaping.reconcile_summary("r2", shaping.reconcile_columns([]), 1000)
+    assert "first 2 read" in shaping.reconcile_summary("r1", cols, 2)
+
+
+HOUR = 3_600_000
+T0 = 1_422_792_000_000
+
+
+def test_explorer_series_of_one_hour_spans_that_hour() -> None:
+    cols = shaping.series_columns([{"bucket_start_ms": T0, "clicks": 77}], HOUR)
+    assert cols == {"x": [T0], "x_end": [T0 + HOUR], "clicks": [77]}
+    bounds = shaping.series_bounds(cols["x"], HOUR)
+    assert bounds == (T0, T0 + HOUR)
+    assert shaping.snap_range(*bounds, bounds, HOUR) == (T0, T0 + HOUR)
+    # a slider that collapsed the range (the old day-step bug: start == end) still shows the hour
+    assert shaping.snap_range(T0, T0, bounds, HOUR) == (T0, T0 + HOUR)
+    assert shaping.range_total(cols["x"], cols["clicks"], T0, T0 + HOUR) == 77
+    assert shaping.series_bounds([], HOUR) is None
+
+
+def test_explorer_range_snaps_to_whole_buckets_inside_the_data() -> None:
+    rows = [{"bucket_start_ms": T0 + h * HOUR, "clicks": h + 1} for h in range(24)][::-1]
+    cols = shaping.series_columns(rows, HOUR)
+    assert cols["x"] == sorted(cols["x"])
+    bounds = shaping.series_bounds(cols["x"], HOUR)
+    assert bounds == (T0, T0 + 24 * HOUR)
+    lo, hi = shaping.snap_range(T0 + 2.5 * HOUR, T0 + 4.2 * HOUR, bounds, HOUR)
+    assert (lo, hi) == (T0 + 2 * HOUR, T0 + 5 * HOUR)
+    assert shaping.range_total(cols["x"], cols["clicks"], lo, hi) == 3 + 4 + 5
+    assert shaping.snap_range(T0 - 99 * HOUR, T0 + 99 * HOUR, bounds, HOUR) == bounds
+    assert shaping.snap_range(T0 + 30 * HOUR, T0 + 31 * HOUR, bounds, HOUR) == (T0 + 23 * HOUR,
+                                                                              T0 + 24 * HOUR)
+    days = shaping.series_bounds([T0, T0 + 86_400_000], 86_400_000)
+    assert shaping.snap_range(T0 + 1, T0 + 2, days, 86_400_000) == (T0, T0 + 86_400_000)
+
+
+def test_flow_chart_sizes_nodes_and_ribbons_by_clicks_and_keeps_titles_as_data() -> None:
+    sources = [{"rank": 2, "source": "other-google", "clicks": 100},
+               {"rank": 1, "source": EVIL, "clicks": 300}]
+    dests = [{"rank": 1, "destination": "Paris", "clicks": 200}]
+    nodes, ribbons = shaping.flow_chart("London", sources, dests, top_n=10)
+    assert nodes["title"] == [EVIL, "other-google", "Paris", "London"]
+    assert nodes["side"] == ["source", "source", "destination", "article"]
+    heights = [t - b for t, b in zip(nodes["top"], nodes["bottom"], strict=True)]
+    assert heights[0] == pytest.approx(3 * heights[1])  # sized by clicks on one scale
+    assert heights[2] == pytest.approx(2 * heights[1])
+    assert heights[3] == pytest.approx(heights[0] + heights[1])  # the article: the busier side
+    assert nodes["share"][:3] == [0.75, 0.25, 1.0]
+    assert nodes["top"][0] > nodes["top"][1]  # rank 1 on top
+    assert ribbons["clicks"] == [300, 100, 200]
+    for i in range(3):  # each ribbon leaves its node at the node's full height
+        xs, ys = ribbons["xs"][i], ribbons["ys"][i]
+        outer = [y for x, y in zip(xs, ys, strict=True) if x in (-0.94, 0.94)]
+        assert sorted(outer) == pytest.approx([nodes["bottom"][i], nodes["top"][i]])
+    long = "A" * 80
+    assert shaping.flow_chart(long, [{"rank": 1, "source": long, "clicks": 1}], [], 10)[0]["label"][0] == (
+        "A" * (shaping.FLOW_LABEL_CHARS - 1) + "…")
+    assert shaping.flow_chart("x", [], [], 10) == ({k: [] for k in nodes}, {k: [] for k in ribbons})
 
 
 def test_settings_from_bokeh_args_override_env() -> None:
@@ -91,3 +199,9 @@ def test_websocket_origins_include_listener_and_extra_hosts() -> None:
     s = Settings(dashboard_address="0.0.0.0", dashboard_allow_websocket_origin=("dash.example:80",))
     origins = websocket_origins(s, 5006)
     assert "0.0.0.0:5006" in origins and "localhost:5006" in origins and "dash.example:80" in origins
+
+
+def test_dask_link_must_be_an_http_url() -> None:
+    assert Settings(dashboard_dask_link="http://127.0.0.1:8787/status").dashboard_dask_link
+    with pytest.raises(SettingsError, match="dashboard_dask_link"):
+        Settings(dashboard_dask_link="javascript:alert(1)")
