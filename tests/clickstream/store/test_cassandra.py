@@ -73,7 +73,8 @@ def test_consistency_settings_reach_reads_and_writes(cassandra_settings, unique_
     from clickstream.store.cassandra import CassandraStore
 
     part = {"pipeline": unique_name, "window_ms": 1000, "day": "2015-02-01"}
-    row = {**part, "window_start_ms": 0, "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1}
+    row = {**part, "window_start_ms": 0, "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1,
+           "final": 1}
     store = CassandraStore(cassandra_settings.replace(cassandra_read_consistency="THREE"))
     try:
         assert store.upsert("window_totals", [row]) == 1  # writes: LOCAL_QUORUM, met by one node
@@ -114,7 +115,8 @@ def test_window_ttl_gives_retention_and_time_window_compaction(isolated_cassandr
     store = CassandraStore(settings)
     try:
         store.upsert("window_totals", [{"pipeline": "p", "window_ms": 1000, "day": "d", "window_start_ms": 0,
-                                        "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1}])
+                                        "clicks": 1, "late_clicks": 0, "written_ms": 1, "cycle": 1,
+                                        "final": 1}])
     finally:
         store.close()
     cluster, session = connect(settings, ks)
