@@ -176,6 +176,8 @@ def build_session(settings: Settings, *, cassandra: bool | None = None,
 
 def session_from_conf(conf: dict[str, str]) -> SparkSession:
     """Get or create the process's SparkSession with ``conf`` (Spark's own logging at ERROR)."""
+    from pyspark.sql import SparkSession  # lazy, like every pyspark import here: the CLI's --help
+
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
