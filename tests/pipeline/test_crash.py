@@ -45,7 +45,15 @@ def _stream_argv(settings: Settings, work: Path, *extra: str) -> list[str]:
             "--dead-letter-topic", settings.dead_letter_topic,
             "--cassandra-keyspace", settings.cassandra_keyspace, "--archive-url", settings.archive,
             "--work-dir", str(work), "--dask-workers", "1", "--stream-batch-records", "1500",
-            "--checkpoint-interval-s", "0.3", "--log-level", "WARNING", *extra]
+            "--checkpoint-interval-s", "0.3", "--log-level", "WARNING",
+            "--dask-dashboard-address", "", *extra]  # no dashboard: a faster start, more kills mid-work
+
+
+def _newest_cycle(checkpoints: Checkpoints) -> int:
+    """The newest cycle planned (logged) or checkpointed so far, -1 before the first."""
+    snap = checkpoints.latest()
+    logged = [p.cycle for p in checkpoints.plans_after(-1)]
+    return max([-1, *logged, *([snap.cycle] if snap else [])])
 
 
 def _dead_letters(settings: Settings, at_least: int) -> list:
@@ -73,19 +81,29 @@ def test_sigkill_ten_times_then_finish_gives_exact_outputs(isolated_cassandra_se
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     work = tmp_path / "work"
+    checkpoints = Checkpoints(settings.checkpoints, settings.pipeline_id)
+    mid_work = 0  # kills that landed after the run planned a new cycle
     try:
         for kill in range(KILLS):
+            before = _newest_cycle(checkpoints)
             proc = subprocess.Popen(_stream_argv(settings, work), cwd=REPO, env=env, start_new_session=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(4.0, 9.0))  # start-up is ~3 s: kills land in every phase
+            if kill % 2:  # while it starts, restores or runs logged cycles again
+                time.sleep(rng.uniform(1.0, 8.0))
+            else:  # once it plans new cycles: mid-fetch, mid-flush, mid-checkpoint
+                deadline = time.monotonic() + 120
+                while _newest_cycle(checkpoints) <= before and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                mid_work += _newest_cycle(checkpoints) > before
+                time.sleep(rng.uniform(0.0, 3.0))
             assert proc.poll() is None, f"run {kill} ended by itself: {proc.stderr.read().decode()[-2000:]}"
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
             proc.stderr.close()
         # the kills landed while there was work: some, not all, records are checkpointed
-        snap = Checkpoints(settings.checkpoints, settings.pipeline_id).latest()
-        assert snap is not None and snap.cycle > KILLS
-        assert 0 < sum(snap.meta["next_offsets"].values()) < len(recs)
+        assert mid_work == KILLS // 2
+        snap = checkpoints.latest()
+        assert snap is not None and 0 < sum(snap.meta["next_offsets"].values()) < len(recs)
         done = subprocess.run(_stream_argv(settings, work, "--until-idle-s", "3"), cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
