@@ -168,7 +168,7 @@ def test_demo_local_stack_summary_matches_store(tmp_path: Path, isolated_cassand
         demo, _ = run_and_check(
             ["--stack", "local", "--work-dir", str(tmp_path), "--topic", unique_name,
              "--cassandra-keyspace", isolated_cassandra_settings.cassandra_keyspace,
-             "--archive-url", archive], isolated_cassandra_settings)
+             "--archive-url", archive], isolated_cassandra_settings.replace(topic=unique_name))
         assert any(f"Kafka topic {unique_name}-demo-" in line for line in demo.lines)
         fs, path = filesystem(archive)
         assert fs.find(path), f"nothing archived under {archive}"

@@ -25,7 +25,7 @@ from clickstream.settings import Settings
 from clickstream.store import open_store
 from spark_jobs.entry import submit_command
 from spark_jobs.package import build_zip
-from spark_jobs.pagerank_math import build_graph, graph_pagerank, top_n
+from spark_jobs.pagerank_math import OTHER_TELEPORT, build_graph, graph_pagerank, top_n
 from tests.scale.test_dask_cluster import free_port, stop
 from tests.spark_jobs.archive_builder import generate_clicks, write_archive
 from tests.spark_jobs.conftest import spark_submit
@@ -160,7 +160,8 @@ def test_pagerank_on_the_standalone_master_gives_the_local_ranks(
     try:
         for variant, weighted in (("weighted", True), ("unweighted", False)):
             graph = build_graph(edges["prev"].to_numpy(), edges["curr"].to_numpy(),
-                                edges["clicks"].to_numpy(), weighted=weighted)
+                                edges["clicks"].to_numpy(), weighted=weighted,
+                                other=OTHER_TELEPORT)  # the job's default
             expected = pd.Series(graph_pagerank(graph, tol=1e-12, max_iter=2000).scores, index=graph.titles)
             written = pd.read_parquet(archive / "pagerank" / "run_date=2015-03-02" / f"variant={variant}")
             written = written.set_index("title")["score"]
