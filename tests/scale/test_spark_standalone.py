@@ -26,7 +26,7 @@ from clickstream.store import open_store
 from spark_jobs.entry import submit_command
 from spark_jobs.package import build_zip
 from spark_jobs.pagerank_math import OTHER_TELEPORT, build_graph, graph_pagerank, top_n
-from tests.scale.test_dask_cluster import free_port, stop
+from tests.scale.conftest import free_port, stop
 from tests.spark_jobs.archive_builder import generate_clicks, write_archive
 from tests.spark_jobs.conftest import spark_submit
 from tests.spark_jobs.recount import batch_tables
