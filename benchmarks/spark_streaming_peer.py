@@ -94,12 +94,16 @@ def _clicks(spark: Any, settings: Settings, topic: str, max_offsets: int | None)
                                  referrer.alias("referrer_class"))
 
 
-def _write_cassandra(df: Any, keyspace: str, name: str) -> None:
-    (df.write.format("org.apache.spark.sql.cassandra")
+def _write_cassandra(df: Any, keyspace: str, name: str, pipeline: str) -> None:
+    """Append ``df`` to the peer's copy of table ``name``, its rows keyed by ``pipeline``
+    (every streaming table's first key column, as the pipeline writes them)."""
+    from pyspark.sql import functions as F
+
+    (df.withColumn("pipeline", F.lit(pipeline)).write.format("org.apache.spark.sql.cassandra")
      .options(keyspace=keyspace, table=SPARK_TABLES[name].name).mode("append").save())
 
 
-def batch_writer(keyspace: str, archive_url: str, stats: dict[str, Any]) -> Any:
+def batch_writer(keyspace: str, pipeline: str, archive_url: str, stats: dict[str, Any]) -> Any:
     """The ``foreachBatch`` function: windows to Cassandra, raw clicks to Parquet; adds the
     seconds of each step (``s_<step>``) to ``stats``."""
     from pyspark.sql import Window
@@ -148,13 +152,14 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, Any]) -> Any:
         counts.count()
         step("count_windows")
         full = counts.where(F.col("window_ms").isin(*FULL_COUNT_WINDOWS_MS))
-        _write_cassandra(full, keyspace, "window_counts")
-        _write_cassandra(full, keyspace, "key_series")
+        _write_cassandra(full, keyspace, "window_counts", pipeline)
+        _write_cassandra(full, keyspace, "key_series", pipeline)
         step("cassandra_full_counts")
         order = Window.partitionBy("metric", "window_ms", "window_start_ms").orderBy(
             F.col("clicks").desc(), F.col("key").asc())
         topn = counts.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= TOP_N)
-        _write_cassandra(topn.withColumn("rank", F.col("rank").cast("int")), keyspace, "window_topn")
+        _write_cassandra(topn.withColumn("rank", F.col("rank").cast("int")), keyspace, "window_topn",
+                         pipeline)
         step("topn")
         totals = None
         for window_ms in TUMBLING_WINDOWS_MS:
@@ -165,7 +170,7 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, Any]) -> Any:
         _write_cassandra(totals.withColumn("day", day(F.col("window_start_ms")))
                          .withColumn("late_clicks", F.lit(0).cast("long"))
                          .withColumn("written_ms", F.unix_millis(F.current_timestamp())),
-                         keyspace, "window_totals")
+                         keyspace, "window_totals", pipeline)
         step("totals")
         counts.unpersist()
         fine.unpersist()
@@ -174,7 +179,7 @@ def batch_writer(keyspace: str, archive_url: str, stats: dict[str, Any]) -> Any:
     return write
 
 
-def run(settings: Settings, topic: str, keyspace: str, archive_url: str,
+def run(settings: Settings, topic: str, keyspace: str, pipeline: str, archive_url: str,
         max_offsets: int | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     spark = _session(settings)
@@ -183,7 +188,7 @@ def run(settings: Settings, topic: str, keyspace: str, archive_url: str,
     with tempfile.TemporaryDirectory(prefix="spark-peer-ckpt-") as checkpoint:
         clicks = _clicks(spark, settings, topic, max_offsets)
         t1 = time.perf_counter()
-        query = (clicks.writeStream.foreachBatch(batch_writer(keyspace, archive_url, stats))
+        query = (clicks.writeStream.foreachBatch(batch_writer(keyspace, pipeline, archive_url, stats))
                  .option("checkpointLocation", checkpoint).trigger(availableNow=True).start())
         query.awaitTermination()
         query_s = time.perf_counter() - t1
@@ -195,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.spark_streaming_peer", description=__doc__)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--keyspace", required=True)
+    parser.add_argument("--pipeline", required=True, help="the pipeline id its rows are keyed by")
     parser.add_argument("--archive-url", required=True)
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
     args = parser.parse_args(argv)
     settings = Settings.from_sources({"stack": "local", "spark_engine": "spark",
                                       "cassandra_keyspace": args.keyspace}, os.environ)
-    result = run(settings, args.topic, args.keyspace, args.archive_url, args.max_offsets_per_trigger)
+    result = run(settings, args.topic, args.keyspace, args.pipeline, args.archive_url,
+                 args.max_offsets_per_trigger)
     print(json.dumps(result), flush=True)
     return 0
 

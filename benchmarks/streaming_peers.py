@@ -303,7 +303,8 @@ def driver_profile(bench: Settings, max_clicks: int, top: int = 25) -> str:
 def run_spark(bench: Settings, archive_url: str) -> tuple[dict[str, Any], int]:
     """The Spark peer in its own process: (its JSON result, peak RSS of its process tree)."""
     cmd = [sys.executable, "-m", "benchmarks.spark_streaming_peer", "--topic", bench.topic,
-           "--keyspace", bench.cassandra_keyspace, "--archive-url", archive_url]
+           "--keyspace", bench.cassandra_keyspace, "--pipeline", bench.pipeline_id,
+           "--archive-url", archive_url]
     rss = RssPeaks()
     rss.start()
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=False)
@@ -351,22 +352,23 @@ def compare_outputs(bench: Settings) -> tuple[int, int]:
     try:
         spark_totals, ours_totals = SPARK_TABLES["window_totals"], TABLES["window_totals"]
         parts = list(session.execute(session.prepare(
-            f"SELECT DISTINCT window_ms, day FROM {spark_totals.name}"), timeout=30))
+            f"SELECT DISTINCT pipeline, window_ms, day FROM {spark_totals.name}"), timeout=30))
         starts: dict[int, list[int]] = {}
-        for window_ms, day in parts:
-            where = "window_ms = ? AND day = ?"
-            a = rows(ours_totals, where, (window_ms, day), "window_start_ms, clicks")
-            b = rows(spark_totals, where, (window_ms, day), "window_start_ms, clicks")
+        pipeline = bench.pipeline_id
+        for window_ms, day in [(w, d) for p, w, d in parts if p == pipeline]:
+            where = "pipeline = ? AND window_ms = ? AND day = ?"
+            a = rows(ours_totals, where, (pipeline, window_ms, day), "window_start_ms, clicks")
+            b = rows(spark_totals, where, (pipeline, window_ms, day), "window_start_ms, clicks")
             compared += len(a | b)
             differ += len(a ^ b)
             starts.setdefault(window_ms, []).extend(s for s, _ in b)
-        where = "metric = ? AND window_ms = ? AND window_start_ms = ?"
+        where = "pipeline = ? AND metric = ? AND window_ms = ? AND window_start_ms = ?"
         for name, sizes, columns in (("window_counts", FULL_COUNT_WINDOWS_MS, "key, clicks"),
                                      ("window_topn", (10_000, 60_000), "rank, key, clicks")):
             for window_ms in sizes:
                 for start in starts.get(window_ms, []):
                     for metric in METRICS:
-                        key = (metric, window_ms, start)
+                        key = (pipeline, metric, window_ms, start)
                         a = rows(TABLES[name], where, key, columns)
                         b = rows(SPARK_TABLES[name], where, key, columns)
                         compared += len(a | b)

@@ -1,9 +1,10 @@
 """Cassandra backend of the store (cassandra-driver, prepared statements only).
 
-Writes group rows by partition into UNLOGGED batches (one partition per batch, so the
-batch is applied atomically on one replica set without the logged-batch overhead) and
-keep many batches in flight; measured here at ~120k rows/s against ~7k for concurrent
-single-row writes. ``upsert`` returns once every batch is acknowledged.
+Writes group rows by partition into UNLOGGED batches (a big partition's rows a batch, so the
+batch is applied atomically on one replica set without the logged-batch overhead; small
+partitions packed ten a batch by replica set) and keep many batches in flight; measured here
+at ~120k rows/s against ~7k for concurrent single-row writes. ``upsert`` returns once every
+batch is acknowledged.
 
 On a cluster: requests go token-aware to a replica in ``cassandra_local_datacenter``;
 writes use ``cassandra_write_consistency``, reads ``cassandra_read_consistency``; the
@@ -41,6 +42,13 @@ from clickstream.store.tables import TABLES
 # What Cassandra answers to a request it refuses whatever the moment (waiting will not help).
 REFUSALS = (InvalidRequest, Unauthorized, AuthenticationFailed, SyntaxException, ConfigurationException)
 BATCH_ROWS = 500
+# Partitions of at most PACK_MAX_ROWS rows (a top-N, or a table keyed per article such as
+# key_series, which would otherwise cost one request per row) are packed with other partitions
+# of the same replicas, at most PARTITIONS_PER_BATCH a batch: Cassandra's default
+# unlogged_batch_across_partitions_warn_threshold, so no server warning. Measured here on
+# 20,000 one-row partitions: 1.4k rows/s one partition a batch, 7.7-12k rows/s ten.
+PACK_MAX_ROWS = 10
+PARTITIONS_PER_BATCH = 10
 RECONNECT_MAX_S = 5.0
 IN_FLIGHT_BATCHES = 16
 READ_PROFILE = "read"
@@ -200,6 +208,7 @@ class CassandraStore:
 
     def __init__(self, settings: Settings) -> None:
         self._cluster, self._session = connect(settings, settings.cassandra_keyspace)
+        self._keyspace = settings.cassandra_keyspace
         self._prepared: dict[tuple[Any, ...], PreparedStatement] = {}
         self._lock = threading.Lock()
 
@@ -221,14 +230,33 @@ class CassandraStore:
             values = as_tuple(t, row)
             by_partition[values[:n_key]].append(values)
         batches: list[BatchStatement] = []
+        small: dict[tuple[str, ...], list[list[tuple[Any, ...]]]] = defaultdict(list)
         for part_rows in by_partition.values():
+            if len(part_rows) <= PACK_MAX_ROWS:
+                small[self._replicas(insert, part_rows[0])].append(part_rows)
+                continue
             for i in range(0, len(part_rows), BATCH_ROWS):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for values in part_rows[i:i + BATCH_ROWS]:
-                    batch.add(insert, values)
-                batches.append(batch)
+                batches.append(self._batch(insert, part_rows[i:i + BATCH_ROWS]))
+        for parts in small.values():
+            for i in range(0, len(parts), PARTITIONS_PER_BATCH):
+                batches.append(self._batch(insert, [v for rows_ in parts[i:i + PARTITIONS_PER_BATCH]
+                                                    for v in rows_]))
         self._run_in_flight(batches)
         return len(rows)
+
+    def _replicas(self, insert: PreparedStatement, values: tuple[Any, ...]) -> tuple[str, ...]:
+        """The addresses of the replicas of ``values``' partition (token-aware grouping)."""
+        key = insert.bind(values).routing_key
+        hosts = self._cluster.metadata.get_replicas(self._keyspace, key)
+        return tuple(sorted(str(h.endpoint) for h in hosts))
+
+    @staticmethod
+    def _batch(insert: PreparedStatement, rows: Sequence[tuple[Any, ...]]) -> BatchStatement:
+        """An UNLOGGED batch of ``rows``; the driver routes it by its first row's partition."""
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for values in rows:
+            batch.add(insert, values)
+        return batch
 
     def _run_in_flight(self, statements: Sequence[Any]) -> None:
         pending = []

@@ -41,6 +41,33 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
     embedded.close()
 
 
+def test_small_partitions_packed_together_are_all_written(cassandra_store, unique_name: str) -> None:
+    """One-row partitions (key_series) and ten-row ones (a top-N) go out packed several
+    partitions a batch; a partition of more rows than that goes alone. Every row lands."""
+    from clickstream.store.cassandra import PACK_MAX_ROWS, PARTITIONS_PER_BATCH
+
+    keys = [f"{unique_name}-{i}" for i in range(PARTITIONS_PER_BATCH * 3 + 7)]
+    series = [{"pipeline": "p", "metric": "destination", "window_ms": 60_000, "key": k,
+               "window_start_ms": 120_000, "clicks": i} for i, k in enumerate(keys)]
+    big = [{"pipeline": "p", "metric": "destination", "window_ms": 60_000, "key": keys[0],
+            "window_start_ms": t * 60_000, "clicks": t} for t in range(3, 3 + PACK_MAX_ROWS + 5)]
+    topn = [{"pipeline": unique_name, "metric": "source", "window_ms": 1000, "window_start_ms": s,
+             "rank": r, "key": f"k{r}", "clicks": 100 - r}
+            for s in range(0, 25_000, 1000) for r in range(1, PACK_MAX_ROWS + 1)]
+    assert cassandra_store.upsert("key_series", series + big) == len(series) + len(big)
+    assert cassandra_store.upsert("window_topn", topn) == len(topn)
+    for i, k in enumerate(keys):
+        got = cassandra_store.select("key_series", {"pipeline": "p", "metric": "destination",
+                                                    "window_ms": 60_000, "key": k})
+        want = [120_000] + ([t * 60_000 for t in range(3, 3 + PACK_MAX_ROWS + 5)] if i == 0 else [])
+        assert [r["window_start_ms"] for r in got] == want
+        assert got[0]["clicks"] == i
+    for s in range(0, 25_000, 1000):
+        got = cassandra_store.select("window_topn", {"pipeline": unique_name, "metric": "source",
+                                                     "window_ms": 1000, "window_start_ms": s})
+        assert [(r["rank"], r["key"]) for r in got] == [(r, f"k{r}") for r in range(1, PACK_MAX_ROWS + 1)]
+
+
 def test_client_negotiates_the_protocol_and_balances_by_token_and_datacenter(cassandra_settings) -> None:
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
