@@ -208,7 +208,9 @@ class RssPeaks(threading.Thread):
 
 
 class PhaseLog(logging.Handler):
-    """Sums the pipeline's DEBUG "cycle phases" lines (batches, finalize, flush seconds)."""
+    """Sums the pipeline's DEBUG "cycle phases" lines: seconds waiting for the workers after
+    the driver's flush, merge + finalize, and the flush of the cycle before (which overlaps
+    the workers' batches)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -505,11 +507,14 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
         Measurement(SUITE, f"(a) peak RSS, all {len(workers)} child processes together",
                     a.rss.children_sum_bytes / MB, "MB"),
     ]
-    for phase, seconds in zip(("batches (fetch..partials, on the workers)", "finalize (driver)",
-                               "flush (driver: store writes)"), a.phases.seconds, strict=True):
+    for phase, seconds in zip(("waiting for the workers' batches after the flush",
+                               "merge + finalize (driver)",
+                               "flush of the cycle before (driver: store writes, checkpoint; "
+                               "overlaps the batches)"), a.phases.seconds, strict=True):
         rows.append(Measurement(SUITE, f"(a) driver phase over {a.phases.cycles} cycles: {phase}",
                                 seconds, "s"))
-    rows.append(Measurement(SUITE, "(a) the rest: planning, and the clean stop's finalize_all + flush",
+    rows.append(Measurement(SUITE, "(a) the rest: planning, idle polls, the clean stop's "
+                                   "finalize_all + flush",
                             a.elapsed_s - sum(a.phases.seconds), "s"))
     rows += latency_rows(bench, a_rate)
     rows.append(load_average(SUITE))

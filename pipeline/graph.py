@@ -330,10 +330,15 @@ class Pipeline:
             self._status = "running"
             started = time.monotonic()
             tasks = self._dispatch(plan)
-            self._flush(run, checkpoint=False)
+            self._flush(run, checkpoint=False)  # the cycle before, while the workers run this one
+            flushed = time.monotonic()
             partials = self._gather(tasks, cycle_timeout_s)
+            gathered = time.monotonic()
             self._apply(run, plan, partials, started)
             idle_since = time.monotonic()
+            # seconds: waiting for the workers after the flush, merge + finalize, the flush
+            log.debug("cycle phases %.3f %.3f %.3f", gathered - flushed, idle_since - gathered,
+                      flushed - started)
         return self._stop_cleanly(run, t0)
 
     def _stop_cleanly(self, run: _RunState, t0: float) -> RunSummary:
