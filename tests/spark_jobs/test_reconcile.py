@@ -80,7 +80,7 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     # the dry run before found the same differences and wrote nothing (neither fixes nor a report)
     assert {(d["metric"], d["window_ms"], d["window_start_ms"], d["key"], d["streamed"], d["recounted"])
             for d in dry.diffs} == expected
-    assert "dry run: nothing corrected or recorded" in dry.summary()
+    assert "dry run: nothing corrected, differences not recorded" in dry.summary()
     assert not [row for row in dump_table(settings, "reconcile_diffs") if row[0] == "dry"]
     assert {row[1:] for row in dump_table(settings, "reconcile_diffs") if row[0] == "corrupted"} == expected
     assert "3 differed" in report.summary()

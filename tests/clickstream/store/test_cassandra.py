@@ -4,6 +4,7 @@ import pytest
 
 from clickstream.store.cassandra import apply_schema, connect
 from clickstream.store.tables import TABLES
+from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +40,14 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
         assert cassandra_store.select("window_totals", part, **kwargs) == \
             embedded.select("window_totals", part, **kwargs)
     embedded.close()
+
+
+def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
+    partition_lag_round_trip(cassandra_store, unique_name)
+
+
+def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
+    reconcile_runs_round_trip(cassandra_store, unique_name)
 
 
 def test_client_negotiates_the_protocol_and_balances_by_token_and_datacenter(cassandra_settings) -> None:
