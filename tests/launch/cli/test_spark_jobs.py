@@ -53,6 +53,8 @@ def test_reconcile_dry_run_writes_nothing_and_exits_3_on_differences(
     store = open_store(_settings(tmp_path))
     try:
         assert store.select("reconcile_diffs", {"run_id": "dry"}) == []
+        listed = store.select("reconcile_runs", {"pipeline": _settings(tmp_path).pipeline_id})
+        assert [(r["run_id"], r["dry_run"], r["differences"] > 0) for r in listed] == [("dry", 1, True)]
     finally:
         store.close()
     assert main([*base, "--run-id", "fix"]) == RECONCILE_DIFFERENCES  # found, and corrected
