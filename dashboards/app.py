@@ -28,6 +28,7 @@ from bokeh.models import (
     Div,
     FactorRange,
     HoverTool,
+    Legend,
     NumberFormatter,
     Range1d,
     Select,
@@ -58,7 +59,8 @@ TOP_N = windows.TOP_N
 BATCH_TOP_N = 20
 FLOW_TOP_N = 10
 RECONCILE_LIMIT = 1000
-PARTITION_COLORS = Category10[10][:8]  # the most lagging partitions, one legend entry each
+# the most lagging partitions, one legend entry each (Category10 without its grey)
+PARTITION_COLORS = tuple(c for c in Category10[10] if c != "#7f7f7f")[:8]
 OTHER_PARTITIONS_COLOR = "#b0b0b0"  # every other partition, one shared legend entry
 TOOLS = "pan,xwheel_zoom,box_zoom,reset,save"
 TIME_TIP = ("time (UTC)", "@x{%F %T}")
@@ -264,14 +266,13 @@ class DashboardSession:
                                                      name="partition_lag_points")
         fig = _time_figure("Lag per partition (records not read, per cycle)", "partition_lag_plot", "records",
                            height=300, x_range=x_range)
+        fig.add_layout(Legend(label_text_font_size="9px", spacing=0, padding=4), "right")
         fig.multi_line(xs="xs", ys="ys", source=self.partition_lag_source, line_color="color",
                        line_width=2, legend_field="label")
-        dots = fig.scatter(x="x", y="lag_records", source=self.partition_lag_points, size=4, alpha=0.5,
-                           color="#555555")
+        # invisible points at every (cycle, partition): what the hover reads, exact values
+        points = fig.scatter(x="x", y="lag_records", source=self.partition_lag_points, size=8, alpha=0)
         _hover(fig, [("partition", "@partition"), TIME_TIP, ("records not read", "@lag_records{0,0}")],
-               [dots], "mouse", "partition_lag_hover")
-        fig.legend.location = "top_left"
-        fig.legend.label_text_font_size = "9px"
+               [points], "mouse", "partition_lag_hover")
         return fig
 
     def _reconcile_view(self) -> Any:

@@ -134,23 +134,24 @@ def partition_lag_lines(rows_desc: Iterable[Mapping[str, Any]], palette: Sequenc
     """``partition_lag`` rows (newest first) -> one line per partition, the most lagging first.
 
     ``xs`` (``ts_ms``, ascending) and ``ys`` (records not read) per partition, ``lag_now`` its
-    newest lag. The ``len(palette)`` most lagging partitions get a colour and a legend
-    ``label`` each; the others are drawn in ``other_color`` under one shared label, so the
-    legend stays short whatever the partition count.
+    newest lag. The ``len(palette)`` most lagging partitions come first, in partition order
+    (so a partition keeps its colour while it stays among them), with a colour and a legend
+    ``label`` each; the others follow in ``other_color`` under one shared label, so the legend
+    stays short whatever the partition count.
     """
     rows = list(rows_desc)
     series: dict[int, list[tuple[int, int]]] = {}
     for r in rows:
         series.setdefault(int(r["partition_id"]), []).append((int(r["ts_ms"]), int(r["lag_records"])))
-    order = partition_lag_now(rows)
-    others = max(0, len(order) - len(palette))
+    ranked = partition_lag_now(rows)
+    top, rest = sorted(ranked[:len(palette)]), ranked[len(palette):]
     out: Columns = {k: [] for k in ("partition", "xs", "ys", "lag_now", "label", "color")}
-    for i, (p, lag) in enumerate(order):
+    for i, (p, lag) in enumerate(top + rest):
         points = sorted(series[p])
-        top = i < len(palette)
+        named = i < len(top)
         for k, v in zip(out, (p, [x for x, _ in points], [y for _, y in points], lag,
-                              f"partition {p}" if top else f"{others} other partitions",
-                              palette[i] if top else other_color), strict=True):
+                              f"partition {p}" if named else f"{len(rest)} other partitions",
+                              palette[i] if named else other_color), strict=True):
             out[k].append(v)
     return out
 

@@ -7,6 +7,7 @@ Clicks of a window are a pure function of its start, so tests can recompute them
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -29,8 +30,9 @@ PARTITIONS = 12  # more than the partition-lag legend lists one by one
 
 
 def lag_of(start_ms: int, partition: int) -> int:
-    """Records not read of one partition at the metrics row of the window at ``start_ms``."""
-    return (partition * 53 + (start_ms // 1000) * (partition + 3)) % 400
+    """Records not read of one partition at the metrics row of the window at ``start_ms``:
+    a wave per partition, higher partitions lagging more."""
+    return int(30 * partition + 40 * (1 + math.sin(start_ms / 7_000 + partition)))
 
 
 def reconcile_runs() -> list[dict[str, Any]]:

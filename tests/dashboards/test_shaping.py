@@ -166,12 +166,12 @@ def test_partition_lag_one_line_per_partition_legend_for_the_most_lagging() -> N
     rows = lag_rows({0: [5, 1], 1: [9, 7], 2: [0, 7], 3: [3, 30], 4: [2, 0]})
     assert shaping.partition_lag_now(rows) == [(3, 30), (1, 7), (2, 7), (0, 1), (4, 0)]
     lines = shaping.partition_lag_lines(rows, ["red", "blue"], "grey")
-    assert lines == {
-        "partition": [3, 1, 2, 0, 4],
+    assert lines == {  # the two most lagging in partition order, then the others most lagging first
+        "partition": [1, 3, 2, 0, 4],
         "xs": [[1000, 2000]] * 5,
-        "ys": [[3, 30], [9, 7], [0, 7], [5, 1], [2, 0]],
-        "lag_now": [30, 7, 7, 1, 0],
-        "label": ["partition 3", "partition 1", "3 other partitions", "3 other partitions",
+        "ys": [[9, 7], [3, 30], [0, 7], [5, 1], [2, 0]],
+        "lag_now": [7, 30, 7, 1, 0],
+        "label": ["partition 1", "partition 3", "3 other partitions", "3 other partitions",
                   "3 other partitions"],
         "color": ["red", "blue", "grey", "grey", "grey"],
     }
