@@ -59,6 +59,7 @@ TOP_N = windows.TOP_N
 BATCH_TOP_N = 20
 FLOW_TOP_N = 10
 RECONCILE_LIMIT = 1000
+PIPELINE_TAB = 1  # the index of the Pipeline tab
 # the most lagging partitions, one legend entry each (Category10 without its grey)
 PARTITION_COLORS = tuple(c for c in Category10[10] if c != "#7f7f7f")[:8]
 OTHER_PARTITIONS_COLOR = "#b0b0b0"  # every other partition, one shared legend entry
@@ -169,11 +170,12 @@ class DashboardSession:
         self.pipeline_select = Select(title="Pipeline", options=[(self.pipeline, self.pipeline)],
                                       value=self.pipeline, name="pipeline_picker", width=420)
         self.pipeline_select.on_change("value", self._on_pipeline)
-        tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
-                          TabPanel(child=self._build_pipeline(), title="Pipeline"),
-                          TabPanel(child=self._build_batch(), title="Batch"),
-                          TabPanel(child=self._build_explorer(), title="Explorer")], name="tabs",
-                    sizing_mode="stretch_width")
+        self.tabs = tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
+                                      TabPanel(child=self._build_pipeline(), title="Pipeline"),
+                                      TabPanel(child=self._build_batch(), title="Batch"),
+                                      TabPanel(child=self._build_explorer(), title="Explorer")],
+                                name="tabs", sizing_mode="stretch_width")
+        tabs.on_change("active", self._on_tab)
         doc.add_root(column(row(self.pipeline_select, column(Div(text=""), self.status,
                                                              sizing_mode="stretch_width"),
                                 sizing_mode="stretch_width"),
@@ -444,17 +446,27 @@ class DashboardSession:
         latest = view.health[0] if view.health else None
         apply_update(self.health_table_source,
                      shaping.plan_fixed(self.health_table_source.data, shaping.health_table(latest)))
-        lines = shaping.partition_lag_lines(view.partition_lag, PARTITION_COLORS, OTHER_PARTITIONS_COLOR)
-        if dict(self.partition_lag_source.data) != lines:
-            self.partition_lag_source.data = lines
-        points = shaping.partition_lag_points(view.partition_lag)
-        if dict(self.partition_lag_points.data) != points:
-            self.partition_lag_points.data = points
+        if self.tabs.active == PIPELINE_TAB:
+            self._show_partition_lag(view)
         apply_update(self.pipeline_now_source,
                      shaping.plan_fixed(self.pipeline_now_source.data,
                                         shaping.pipeline_now_table(latest,
                                                                    shaping.partition_lag_now(view.partition_lag))))
         self._show_reconcile_runs(view.reconcile_runs)
+
+    def _show_partition_lag(self, view: LiveView) -> None:
+        """The lines are replaced whole at each new cycle (their points stream): done only while
+        the Pipeline tab is shown, so sessions on other tabs do not pay for them."""
+        lines = shaping.partition_lag_lines(view.partition_lag, PARTITION_COLORS, OTHER_PARTITIONS_COLOR)
+        if dict(self.partition_lag_source.data) != lines:
+            self.partition_lag_source.data = lines
+        points = shaping.partition_lag_points(view.partition_lag)
+        apply_update(self.partition_lag_points, shaping.plan_append(self.partition_lag_points.data, points),
+                     rollover=len(points["x"]))
+
+    def _on_tab(self, _attr: str, _old: int, new: int) -> None:
+        if new == PIPELINE_TAB:
+            self.shown_version = -1  # bring the partition lag up to date on the next update
 
     def _show_reconcile_runs(self, runs: list[dict[str, Any]]) -> None:
         """List the runs (newest first); the Select follows the run id shown when it is listed."""

@@ -414,6 +414,27 @@ def plan_update(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[A
     return update
 
 
+def plan_append(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]]) -> Update:
+    """Diff two column sets of distinct rows that only leave at the front and arrive at the
+    back (a window of cycles): stream the new rows (apply with ``rollover`` = the new length);
+    anything else (a changed row, rows gone without new ones, other columns) resets."""
+    if set(shown) != set(new):
+        return Update(reset={k: list(v) for k, v in new.items()})
+    names = list(new)
+    old_rows = list(zip(*(shown[k] for k in names), strict=True))
+    new_rows = list(zip(*(new[k] for k in names), strict=True))
+    if old_rows == new_rows:
+        return Update()
+    try:
+        dropped = old_rows.index(new_rows[0]) if new_rows else -1
+    except ValueError:
+        dropped = -1
+    kept = len(old_rows) - dropped
+    if dropped < 0 or old_rows[dropped:] != new_rows[:kept] or kept == len(new_rows):
+        return Update(reset={k: list(v) for k, v in new.items()})
+    return Update(stream={k: list(v[kept:]) for k, v in new.items()})
+
+
 def plan_fixed(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]]) -> Update:
     """Diff two same-length column sets (ranked lists, tables) into per-cell patches."""
     if set(shown) != set(new) or any(len(shown[k]) != len(new[k]) for k in new):

@@ -264,3 +264,21 @@ def test_dask_link_must_be_an_http_url() -> None:
     assert Settings(dashboard_dask_link="http://127.0.0.1:8787/status").dashboard_dask_link
     with pytest.raises(SettingsError, match="dashboard_dask_link"):
         Settings(dashboard_dask_link="javascript:alert(1)")
+
+
+def test_plan_append_streams_new_rows_and_resets_on_anything_else() -> None:
+    shown = {"x": [1, 1, 2, 2], "p": [0, 1, 0, 1], "v": [5, 6, 7, 8]}
+    moved = {"x": [2, 2, 3, 3], "p": [0, 1, 0, 1], "v": [7, 8, 9, 10]}
+    update = shaping.plan_append(shown, moved)
+    assert update.reset is None and update.stream == {"x": [3, 3], "p": [0, 1], "v": [9, 10]}
+    grown = {k: [*v, w] for (k, v), w in zip(shown.items(), (3, 0, 9), strict=True)}
+    assert shaping.plan_append(shown, grown).stream == {"x": [3], "p": [0], "v": [9]}
+    assert shaping.plan_append(shown, dict(shown)).empty
+    changed = {**moved, "v": [7, 99, 9, 10]}  # a shown row rewritten
+    assert shaping.plan_append(shown, changed).reset == changed
+    shrunk = {k: v[2:] for k, v in shown.items()}  # rows gone, none new
+    assert shaping.plan_append(shown, shrunk).reset == shrunk
+    elsewhere = {"x": [7], "p": [0], "v": [1]}
+    assert shaping.plan_append(shown, elsewhere).reset == elsewhere
+    assert shaping.plan_append({"x": [], "p": [], "v": []}, shown).reset == shown
+    assert shaping.plan_append(shown, {"x": [], "p": [], "v": []}).reset == {"x": [], "p": [], "v": []}
