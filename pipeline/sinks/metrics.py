@@ -10,7 +10,8 @@
   next offset to read after it (records not read yet; their sum is the total lag)
 
 Rows are keyed by pipeline, day and ``ts_ms`` (and partition): writing a cycle's metrics
-again (a retried flush) rewrites the same rows.
+again (a retried flush) rewrites the same rows; a cycle run again after a crash writes its
+rows at its new ``ts_ms``, with the same offsets (they come from the logged plan).
 """
 
 from __future__ import annotations

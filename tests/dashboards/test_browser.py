@@ -6,6 +6,7 @@ saves one screenshot per page into test-artifacts/.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -399,8 +400,10 @@ def test_pipeline_view_reconcile_dask_link_and_picker(browser: Any, tmp_path: Pa
         top_p, top_lag = lag_now[0]
         assert now_cells[f"records not read, partition {top_p}"] == f"{top_lag:,}"
         assert_toolbar(page, "partition_lag_plot")
-        tip = hover_text(page, "partition_lag_plot", newest_ts, top_lag, shaping.format_utc(newest_ts)[:19])
-        assert f"{top_lag:,}" in tip and str(top_p) in tip
+        when = shaping.format_utc(newest_ts)[:19]
+        tip = hover_text(page, "partition_lag_plot", newest_ts, top_lag, when)
+        assert re.search(rf"partition:\s*{top_p}\s+time \(UTC\):\s*{when}\s+records not read:\s*{top_lag:,}",
+                         tip), tip
         page.mouse.move(0, 0)
 
         # The reconcile runs listed newest first; the settings' run chosen, its differences shown.
