@@ -42,14 +42,6 @@ def test_same_queries_as_the_embedded_store(cassandra_store, tmp_path, unique_na
     embedded.close()
 
 
-def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
-    partition_lag_round_trip(cassandra_store, unique_name)
-
-
-def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
-    reconcile_runs_round_trip(cassandra_store, unique_name)
-
-
 def test_client_negotiates_the_protocol_and_balances_by_token_and_datacenter(cassandra_settings) -> None:
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
@@ -137,3 +129,11 @@ def test_window_ttl_gives_retention_and_time_window_compaction(isolated_cassandr
         cluster.shutdown()
     apply_schema(settings.replace(window_ttl_s=0))  # back to forever; compaction left as it is
     assert all(ttl == 0 for ttl, _c, _w in options().values())
+
+
+def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
+    partition_lag_round_trip(cassandra_store, unique_name)
+
+
+def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
+    reconcile_runs_round_trip(cassandra_store, unique_name)
