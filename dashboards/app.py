@@ -28,6 +28,7 @@ from bokeh.models import (
     Div,
     FactorRange,
     HoverTool,
+    Legend,
     NumberFormatter,
     Range1d,
     Select,
@@ -58,6 +59,10 @@ TOP_N = windows.TOP_N
 BATCH_TOP_N = 20
 FLOW_TOP_N = 10
 RECONCILE_LIMIT = 1000
+PIPELINE_TAB = 1  # the index of the Pipeline tab
+# the most lagging partitions, one legend entry each (Category10 without its grey)
+PARTITION_COLORS = tuple(c for c in Category10[10] if c != "#7f7f7f")[:8]
+OTHER_PARTITIONS_COLOR = "#b0b0b0"  # every other partition, one shared legend entry
 TOOLS = "pan,xwheel_zoom,box_zoom,reset,save"
 TIME_TIP = ("time (UTC)", "@x{%F %T}")
 STATUS_STYLES = {
@@ -165,11 +170,12 @@ class DashboardSession:
         self.pipeline_select = Select(title="Pipeline", options=[(self.pipeline, self.pipeline)],
                                       value=self.pipeline, name="pipeline_picker", width=420)
         self.pipeline_select.on_change("value", self._on_pipeline)
-        tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
-                          TabPanel(child=self._build_pipeline(), title="Pipeline"),
-                          TabPanel(child=self._build_batch(), title="Batch"),
-                          TabPanel(child=self._build_explorer(), title="Explorer")], name="tabs",
-                    sizing_mode="stretch_width")
+        self.tabs = tabs = Tabs(tabs=[TabPanel(child=self._build_live(), title="Live"),
+                                      TabPanel(child=self._build_pipeline(), title="Pipeline"),
+                                      TabPanel(child=self._build_batch(), title="Batch"),
+                                      TabPanel(child=self._build_explorer(), title="Explorer")],
+                                name="tabs", sizing_mode="stretch_width")
+        tabs.on_change("active", self._on_tab)
         doc.add_root(column(row(self.pipeline_select, column(Div(text=""), self.status,
                                                              sizing_mode="stretch_width"),
                                 sizing_mode="stretch_width"),
@@ -241,11 +247,44 @@ class DashboardSession:
                [lt], "vline", "late_hover")
         for fig in (lag, late):
             fig.legend.location = "top_left"
-        now_table = DataTable(source=self.health_table_source, height=260, sizing_mode="stretch_width",
-                              index_position=None, reorderable=False, name="health_now_pipeline_table",
-                              columns=[TableColumn(field="metric", title="metric"),
-                                       TableColumn(field="value", title="now")])
-        self.reconcile_input = TextInput(title="Reconcile run id", name="reconcile_run", width=420,
+        now_table, self.pipeline_now_source = _table("pipeline_now", [("metric", "metric"), ("value", "now")],
+                                                     height=300)
+        self.pipeline_now_source.data = shaping.pipeline_now_table(None, [])
+        return column(
+            _dask_link(self.settings.dashboard_dask_link),
+            row(rate, lag, sizing_mode="stretch_width"),
+            row(delay, late, sizing_mode="stretch_width"),
+            row(self._partition_lag_figure(rate.x_range),
+                column(Div(text="Pipeline now"), now_table, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width"),
+            self._reconcile_view(),
+            sizing_mode="stretch_width")
+
+    def _partition_lag_figure(self, x_range: Any) -> Any:
+        """Records not read per partition over time: one line each, a legend for the most lagging."""
+        self.partition_lag_source = ColumnDataSource(
+            shaping.partition_lag_lines([], PARTITION_COLORS, OTHER_PARTITIONS_COLOR), name="partition_lag")
+        self.partition_lag_points = ColumnDataSource(shaping.partition_lag_points([]),
+                                                     name="partition_lag_points")
+        fig = _time_figure("Lag per partition (records not read, per cycle)", "partition_lag_plot", "records",
+                           height=300, x_range=x_range)
+        fig.add_layout(Legend(label_text_font_size="9px", spacing=0, padding=4), "right")
+        fig.multi_line(xs="xs", ys="ys", source=self.partition_lag_source, line_color="color",
+                       line_width=2, legend_field="label")
+        # invisible points at every (cycle, partition): what the hover reads, exact values
+        points = fig.scatter(x="x", y="lag_records", source=self.partition_lag_points, size=8, alpha=0)
+        _hover(fig, [("partition", "@partition"), TIME_TIP, ("records not read", "@lag_records{0,0}")],
+               [points], "mouse", "partition_lag_hover")
+        return fig
+
+    def _reconcile_view(self) -> Any:
+        """The listed reconcile runs (or a typed run id) and the chosen run's differences."""
+        self.reconcile_runs: dict[str, dict[str, Any]] = {}
+        self.reconcile_shown: tuple[str, dict[str, Any] | None] | None = None  # run id, its listing row
+        self.reconcile_runs_select = Select(title="Reconcile runs (newest first)", name="reconcile_runs",
+                                            options=shaping.reconcile_run_options([]), value="", width=620)
+        self.reconcile_runs_select.on_change("value", self._on_reconcile_run)
+        self.reconcile_input = TextInput(title="… or a reconcile run id", name="reconcile_run", width=420,
                                          value=self.settings.dashboard_reconcile_run)
         self.reconcile_input.on_change("value", lambda _a, _o, new: self._lookup_reconcile(new.strip()))
         self.reconcile_summary = _text_line("reconcile_summary", shaping.reconcile_summary(
@@ -254,15 +293,8 @@ class DashboardSession:
             "reconcile", [("metric", "metric"), ("window", "window"), ("window_start", "window start"),
                           ("key", "key"), ("streamed", "streamed"), ("recounted", "recounted"),
                           ("difference", "recounted − streamed")], height=240)
-        return column(
-            _dask_link(self.settings.dashboard_dask_link),
-            row(rate, lag, sizing_mode="stretch_width"),
-            row(delay, late, sizing_mode="stretch_width"),
-            row(column(Div(text="Pipeline now"), now_table, sizing_mode="stretch_width"),
-                column(self.reconcile_input, self.reconcile_summary, reconcile_table,
-                       sizing_mode="stretch_width"),
-                sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+        return column(row(self.reconcile_runs_select, self.reconcile_input), self.reconcile_summary,
+                      reconcile_table, sizing_mode="stretch_width")
 
     def _build_batch(self) -> Any:
         """The PageRank runs and the all-time top sources and destinations."""
@@ -411,9 +443,44 @@ class DashboardSession:
         apply_update(self.health_source,
                      shaping.plan_update(self.health_source.data, shaping.health_columns(view.health)),
                      rollover=HEALTH_ROWS)
+        latest = view.health[0] if view.health else None
         apply_update(self.health_table_source,
-                     shaping.plan_fixed(self.health_table_source.data,
-                                        shaping.health_table(view.health[0] if view.health else None)))
+                     shaping.plan_fixed(self.health_table_source.data, shaping.health_table(latest)))
+        if self.tabs.active == PIPELINE_TAB:
+            self._show_partition_lag(view)
+        apply_update(self.pipeline_now_source,
+                     shaping.plan_fixed(self.pipeline_now_source.data,
+                                        shaping.pipeline_now_table(latest,
+                                                                   shaping.partition_lag_now(view.partition_lag))))
+        self._show_reconcile_runs(view.reconcile_runs)
+
+    def _show_partition_lag(self, view: LiveView) -> None:
+        """The lines are replaced whole at each new cycle (their points stream): done only while
+        the Pipeline tab is shown, so sessions on other tabs do not pay for them."""
+        lines = shaping.partition_lag_lines(view.partition_lag, PARTITION_COLORS, OTHER_PARTITIONS_COLOR)
+        if dict(self.partition_lag_source.data) != lines:
+            self.partition_lag_source.data = lines
+        points = shaping.partition_lag_points(view.partition_lag)
+        apply_update(self.partition_lag_points, shaping.plan_append(self.partition_lag_points.data, points),
+                     rollover=len(points["x"]))
+
+    def _on_tab(self, _attr: str, _old: int, new: int) -> None:
+        if new == PIPELINE_TAB:
+            self.shown_version = -1  # bring the partition lag up to date on the next update
+
+    def _show_reconcile_runs(self, runs: list[dict[str, Any]]) -> None:
+        """List the runs (newest first); the Select follows the run id shown when it is listed."""
+        self.reconcile_runs = {str(r["run_id"]): r for r in reversed(runs)}  # a reused id: its newest row
+        options = shaping.reconcile_run_options(runs)
+        if self.reconcile_runs_select.options != options:
+            self.reconcile_runs_select.options = options
+        typed = self.reconcile_input.value.strip()
+        chosen = typed if typed in self.reconcile_runs else ""
+        if self.reconcile_runs_select.value != chosen:
+            self.reconcile_runs_select.value = chosen
+        if self.reconcile_shown is not None and self.reconcile_shown[0] == typed \
+                and self.reconcile_shown[1] != self.reconcile_runs.get(typed):
+            self._show_reconcile(typed, self.reconcile_source.data)  # listed (or changed) since shown
 
     def _show_batch(self, snap: Snapshot) -> None:
         options = [(f"{variant}|{r['run_date']}", f"{variant} · {r['run_date']}")
@@ -472,7 +539,10 @@ class DashboardSession:
         self.pipeline = new
         for source, empty in ((self.clicks_source, shaping.clicks_series([], CLICKS_WINDOW_MS)),
                               (self.referrer_source, shaping.referrer_columns({})),
-                              (self.health_source, shaping.health_columns([]))):
+                              (self.health_source, shaping.health_columns([])),
+                              (self.partition_lag_source,
+                               shaping.partition_lag_lines([], PARTITION_COLORS, OTHER_PARTITIONS_COLOR)),
+                              (self.partition_lag_points, shaping.partition_lag_points([]))):
             source.data = empty
         self.shown_version = -1
 
@@ -481,13 +551,26 @@ class DashboardSession:
         self.pagerank_choice = "" if new == newest else new
         self.shown_version = -1  # re-apply the batch view on the next tick
 
+    def _on_reconcile_run(self, _attr: str, _old: str, new: str) -> None:
+        """A listed run chosen: it becomes the run id shown (whose change loads its differences)."""
+        if new and self.reconcile_input.value.strip() != new:
+            self.reconcile_input.value = new
+
+    def _show_reconcile(self, run_id: str, cols: Any) -> None:
+        run = self.reconcile_runs.get(run_id)
+        self.reconcile_shown = (run_id, run)
+        self.reconcile_summary.text = shaping.reconcile_summary(run_id, cols, RECONCILE_LIMIT, run)
+
     def _lookup_reconcile(self, run_id: str) -> None:
+        if self.reconcile_runs_select.value != (run_id if run_id in self.reconcile_runs else ""):
+            self.reconcile_runs_select.value = run_id if run_id in self.reconcile_runs else ""
+
         def show(rows: list[dict[str, Any]]) -> None:
             if self.reconcile_input.value.strip() != run_id:
                 return  # a newer run id superseded this one
             cols = shaping.reconcile_columns(rows)
             self.reconcile_source.data = cols
-            self.reconcile_summary.text = shaping.reconcile_summary(run_id, cols, RECONCILE_LIMIT)
+            self._show_reconcile(run_id, cols)
 
         def failed(exc: BaseException) -> None:
             self.reconcile_summary.text = f"Look-up of reconcile run {run_id} failed: {exc}"

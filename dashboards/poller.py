@@ -33,6 +33,8 @@ CLICKS_SPAN_WINDOWS = 300  # five minutes of 1 s windows
 MIX_WINDOW_MS = 10_000
 MIX_SPAN_WINDOWS = 30  # five minutes of 10 s windows
 HEALTH_ROWS = 120
+PARTITION_LAG_ROWS = 20_000  # partition_lag rows read per tick (HEALTH_ROWS cycles of up to 166 partitions)
+RECONCILE_RUNS = 50  # newest reconcile_runs rows listed
 BATCH_EVERY_TICKS = 8  # batch tables and pipeline_registry are read every this many ticks
 WATCH_TTL_S = 5.0
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -57,6 +59,8 @@ class LiveView:
     trending: list[dict[str, Any]] = field(default_factory=list)
     referrers: dict[int, dict[str, int]] = field(default_factory=dict)
     health: list[dict[str, Any]] = field(default_factory=list)  # pipeline_metrics, newest first
+    partition_lag: list[dict[str, Any]] = field(default_factory=list)  # of the health rows' cycles
+    reconcile_runs: list[dict[str, Any]] = field(default_factory=list)  # newest first
 
     @property
     def empty(self) -> bool:
@@ -99,6 +103,7 @@ class _LiveCache:
 
     mix: dict[int, dict[str, int]] = field(default_factory=dict)
     metrics_day: str | None = None
+    reconcile_runs: list[dict[str, Any]] | None = None  # None: not read yet
 
 
 def default_store_factory(settings: Settings) -> Store:
@@ -231,7 +236,8 @@ class StorePoller:
         pipelines = self.watched()
         for gone in set(self._live_cache) - set(pipelines):
             del self._live_cache[gone]
-        live = {p: self._read_live(p, self._live_cache.setdefault(p, _LiveCache())) for p in pipelines}
+        live = {p: self._read_live(p, self._live_cache.setdefault(p, _LiveCache()), batch_due)
+                for p in pipelines}
         if batch_due:
             self._batch = self._read_batch()
         snap = Snapshot(status="ok", message="", live=live, pipelines=list(self._registry), **self._batch)
@@ -240,9 +246,14 @@ class StorePoller:
                                "message": "The store is reachable but holds no data yet."})
         return snap
 
-    def _read_live(self, pipeline: str, cache: _LiveCache) -> LiveView:
-        """One pipeline's query set: metrics, then its newest windows, trending and mix."""
+    def _read_live(self, pipeline: str, cache: _LiveCache, batch_due: bool) -> LiveView:
+        """One pipeline's query set: metrics and partition lag, then its newest windows, trending
+        and mix; its reconcile runs with the batch tables (or when first shown)."""
         health = self._read_health(pipeline, cache)
+        partition_lag = self._read_partition_lag(pipeline, cache, health)
+        if batch_due or cache.reconcile_runs is None:
+            cache.reconcile_runs = self._select("reconcile_runs", {"pipeline": pipeline},
+                                                limit=RECONCILE_RUNS)
         watermark = int(health[0]["watermark_ms"]) if health else None
         clicks: list[dict[str, Any]] = []
         trending_start, trending = None, []
@@ -253,7 +264,8 @@ class StorePoller:
             trending_start, trending = self._read_trending(pipeline, newest)
             self._read_mix(pipeline, cache, newest)
         return LiveView(pipeline, watermark_ms=watermark, clicks=clicks, trending_start_ms=trending_start,
-                        trending=trending, referrers=dict(cache.mix), health=health)
+                        trending=trending, referrers=dict(cache.mix), health=health,
+                        partition_lag=partition_lag, reconcile_runs=list(cache.reconcile_runs))
 
     def _read_health(self, pipeline: str, cache: _LiveCache) -> list[dict[str, Any]]:
         now = self._clock_ms()
@@ -266,6 +278,20 @@ class StorePoller:
                 cache.metrics_day = day
                 return rows
         return []
+
+    def _read_partition_lag(self, pipeline: str, cache: _LiveCache,
+                            health: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ``partition_lag`` rows of the health rows' cycles, newest first; when more than
+        PARTITION_LAG_ROWS, the newest cycles that fit whole (the oldest one read may be cut)."""
+        if not health or cache.metrics_day is None:
+            return []
+        oldest = min(int(r["ts_ms"]) for r in health)
+        rows = self._select("partition_lag", {"pipeline": pipeline, "day": cache.metrics_day}, start=oldest,
+                            limit=PARTITION_LAG_ROWS)
+        if len(rows) == PARTITION_LAG_ROWS:
+            cut = int(rows[-1]["ts_ms"])
+            rows = [r for r in rows if int(r["ts_ms"]) != cut]
+        return rows
 
     def _read_clicks(self, pipeline: str, watermark_ms: int) -> list[dict[str, Any]]:
         day = windows.day_of(watermark_ms)

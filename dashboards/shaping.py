@@ -118,6 +118,81 @@ def health_table(latest: Mapping[str, Any] | None) -> Columns:
             "value": [show(latest) if latest else "" for _, show in HEALTH_ROWS]}
 
 
+def partition_lag_now(rows_desc: Iterable[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """``partition_lag`` rows -> (partition, its newest lag in records), most lagging first
+    (ties: lower partition first)."""
+    newest: dict[int, tuple[int, int]] = {}
+    for r in rows_desc:
+        p, ts = int(r["partition_id"]), int(r["ts_ms"])
+        if p not in newest or ts > newest[p][0]:
+            newest[p] = (ts, int(r["lag_records"]))
+    return sorted(((p, lag) for p, (_ts, lag) in newest.items()), key=lambda pl: (-pl[1], pl[0]))
+
+
+def partition_lag_lines(rows_desc: Iterable[Mapping[str, Any]], palette: Sequence[str],
+                        other_color: str) -> Columns:
+    """``partition_lag`` rows (newest first) -> one line per partition, the most lagging first.
+
+    ``xs`` (``ts_ms``, ascending) and ``ys`` (records not read) per partition, ``lag_now`` its
+    newest lag. The ``len(palette)`` most lagging partitions come first, in partition order
+    (so a partition keeps its colour while it stays among them), with a colour and a legend
+    ``label`` each; the others follow in ``other_color`` under one shared label, so the legend
+    stays short whatever the partition count.
+    """
+    rows = list(rows_desc)
+    series: dict[int, list[tuple[int, int]]] = {}
+    for r in rows:
+        series.setdefault(int(r["partition_id"]), []).append((int(r["ts_ms"]), int(r["lag_records"])))
+    ranked = partition_lag_now(rows)
+    top, rest = sorted(ranked[:len(palette)]), ranked[len(palette):]
+    out: Columns = {k: [] for k in ("partition", "xs", "ys", "lag_now", "label", "color")}
+    for i, (p, lag) in enumerate(top + rest):
+        points = sorted(series[p])
+        named = i < len(top)
+        for k, v in zip(out, (p, [x for x, _ in points], [y for _, y in points], lag,
+                              f"partition {p}" if named else f"{len(rest)} other partitions",
+                              palette[i] if named else other_color), strict=True):
+            out[k].append(v)
+    return out
+
+
+def partition_lag_points(rows_desc: Iterable[Mapping[str, Any]]) -> Columns:
+    """``partition_lag`` rows -> one point per partition and cycle (what the hover reads),
+    ascending by time, then partition."""
+    rows = sorted(rows_desc, key=lambda r: (int(r["ts_ms"]), int(r["partition_id"])))
+    return {"x": [int(r["ts_ms"]) for r in rows], "lag_records": [int(r["lag_records"]) for r in rows],
+            "partition": [int(r["partition_id"]) for r in rows]}
+
+
+def pipeline_now_table(latest: Mapping[str, Any] | None, lag_now: Sequence[tuple[int, int]]) -> Columns:
+    """``health_table`` plus the records not read now: in total, then per partition (most first)."""
+    out = health_table(latest)
+    if lag_now:
+        out["metric"].append("records not read (all partitions)")
+        out["value"].append(f"{sum(lag for _, lag in lag_now):,}")
+        for p, lag in lag_now:
+            out["metric"].append(f"records not read, partition {p}")
+            out["value"].append(f"{lag:,}")
+    return out
+
+
+def reconcile_run_options(runs_desc: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``reconcile_runs`` rows (newest first) -> Select options (run id, label), newest first;
+    a run id listed twice keeps its newest row. Labels are plain text (run ids are user input)."""
+    options: list[tuple[str, str]] = [("", "choose a reconcile run…")]
+    seen = set()
+    for r in runs_desc:
+        run_id = str(r["run_id"])
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        dry = " · dry run, not recorded" if int(r["dry_run"]) else ""
+        options.append((run_id, f"{run_id} · {format_utc(int(r['started_ms']))} · "
+                                f"{int(r['differences']):,} differences in {int(r['windows_differing']):,} "
+                                f"of {int(r['windows_compared']):,} windows{dry}"))
+    return options
+
+
 def pipeline_options(registry_rows: Iterable[Mapping[str, Any]], default: str) -> list[tuple[str, str]]:
     """``pipeline_registry`` rows -> Select options (value, label), newest update first.
 
@@ -146,15 +221,23 @@ def reconcile_columns(rows: Iterable[Mapping[str, Any]]) -> Columns:
     }
 
 
-def reconcile_summary(run_id: str, cols: Mapping[str, Sequence[Any]], limit: int) -> str:
-    """One line about a reconcile run's differences (plain text)."""
+def reconcile_summary(run_id: str, cols: Mapping[str, Sequence[Any]], limit: int,
+                      run: Mapping[str, Any] | None = None) -> str:
+    """One line about a reconcile run's differences (plain text); ``run``: its ``reconcile_runs``
+    row when listed (a dry run recorded no differences: its counts are said instead)."""
     if not run_id:
-        return "Enter a reconcile run id (printed by `clickstream reconcile`) to see its differences."
+        return ("Choose a reconcile run, or enter a run id (printed by `clickstream reconcile`), "
+                "to see its differences.")
+    if run is not None and int(run["dry_run"]):
+        return (f"Reconcile run {run_id} was a dry run: {int(run['differences']):,} differences in "
+                f"{int(run['windows_differing']):,} of {int(run['windows_compared']):,} windows, "
+                "not recorded (run it without --dry-run to correct and record them).")
     n = len(cols["difference"])
     if n == 0:
         return f"Reconcile run {run_id}: no differences recorded (or no such run)."
     more = f" (the first {limit} read)" if n >= limit else ""
-    return (f"Reconcile run {run_id}: {n:,} differences{more}, streamed {sum(cols['streamed']):,} "
+    windows = f" in {int(run['windows_compared']):,} windows compared" if run is not None else ""
+    return (f"Reconcile run {run_id}: {n:,} differences{more}{windows}, streamed {sum(cols['streamed']):,} "
             f"vs recounted {sum(cols['recounted']):,} clicks.")
 
 
@@ -329,6 +412,27 @@ def plan_update(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[A
     if first_new < len(new_x):
         update.stream = {k: list(v[first_new:]) for k, v in new.items()}
     return update
+
+
+def plan_append(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]]) -> Update:
+    """Diff two column sets of distinct rows that only leave at the front and arrive at the
+    back (a window of cycles): stream the new rows (apply with ``rollover`` = the new length);
+    anything else (a changed row, rows gone without new ones, other columns) resets."""
+    if set(shown) != set(new):
+        return Update(reset={k: list(v) for k, v in new.items()})
+    names = list(new)
+    old_rows = list(zip(*(shown[k] for k in names), strict=True))
+    new_rows = list(zip(*(new[k] for k in names), strict=True))
+    if old_rows == new_rows:
+        return Update()
+    try:
+        dropped = old_rows.index(new_rows[0]) if new_rows else -1
+    except ValueError:
+        dropped = -1
+    kept = len(old_rows) - dropped
+    if dropped < 0 or old_rows[dropped:] != new_rows[:kept] or kept == len(new_rows):
+        return Update(reset={k: list(v) for k, v in new.items()})
+    return Update(stream={k: list(v[kept:]) for k, v in new.items()})
 
 
 def plan_fixed(shown: Mapping[str, Sequence[Any]], new: Mapping[str, Sequence[Any]]) -> Update:

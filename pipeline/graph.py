@@ -61,7 +61,7 @@ from pipeline.operators.aggregate import BUILTIN_AGGREGATES, Aggregate
 from pipeline.operators.windows import WindowRows, WindowState
 from pipeline.sinks.archive import remove_stale_tmp
 from pipeline.sinks.dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
-from pipeline.sinks.metrics import CycleMetrics, MetricsSink
+from pipeline.sinks.metrics import CycleMetrics, MetricsSink, PartitionLag
 from pipeline.sinks.store import StoreSink
 from pipeline.sources.base import BatchSource
 from pipeline.sources.kafka import KafkaSource, SourceError
@@ -512,8 +512,9 @@ class Pipeline:
                 newest = part.newest_append_ms if newest is None else max(newest, part.newest_append_ms)
         for p, (_, end) in plan.ranges.items():
             run.next_offsets[p] = end
-        run.lag_records = {p: max(0, plan.end_offsets.get(p, 0) - run.next_offsets[p])
-                           for p in run.next_offsets}
+        positions = tuple(PartitionLag(p, run.next_offsets[p], plan.end_offsets.get(p, run.next_offsets[p]))
+                          for p in sorted(run.next_offsets))
+        run.lag_records = {lag.partition: lag.lag_records for lag in positions}
         active = [run.max_ts[p] for p in run.max_ts if run.next_offsets[p] < plan.end_offsets.get(p, 0)]
         if not active:
             active = list(run.max_ts.values())
@@ -524,7 +525,8 @@ class Pipeline:
         now = now_ms()
         elapsed = max(time.monotonic() - started, 1e-6)
         metrics = CycleMetrics(now, clicks, clicks / elapsed, now - newest if newest is not None else 0,
-                               now - oldest if oldest is not None else 0, late, dead, state.finalized_ms)
+                               now - oldest if oldest is not None else 0, late, dead, state.finalized_ms,
+                               positions)
         run.pending.append(_Finished(plan.cycle, rows, metrics, sample))
         self._timings["cycle_s"] = time.monotonic() - started
         self._timings["archive_write_s"] = archive_s

@@ -3,7 +3,8 @@
 The lambda architecture's batch layer correcting the speed layer: Spark recounts the
 streaming windows from the archive (late clicks included; the archive keeps them with
 ``late=True``), compares them with what the pipeline stored, writes the exact numbers over
-the streamed ones and records every difference in ``reconcile_diffs`` under a run id.
+the streamed ones and records every difference in ``reconcile_diffs`` under a run id, then
+lists the run in ``reconcile_runs`` (the dashboard's list of runs).
 
 Recounted (see ``clickstream.windows``):
 
@@ -19,9 +20,14 @@ The store is read partition by partition through ``clickstream.store``; the reco
 collected to the driver, so reconcile a large archive in ``--from/--to`` slices.
 Idempotent: a second run finds no differences and writes nothing but its (empty) report.
 
-``--dry-run``: recount and compare only; the differences are printed and nothing is
-written (no corrections, no ``reconcile_diffs``). Exit status ``EXIT_DIFFERENCES`` (3)
-when differences were found (corrected, unless a dry run), 0 when none.
+``--dry-run``: recount and compare only; the differences are printed, no correction and
+no ``reconcile_diffs`` row is written, only the run's ``reconcile_runs`` row (marked
+``dry_run = 1``, with its counts). Exit status ``EXIT_DIFFERENCES`` (3) when differences
+were found (corrected, unless a dry run), 0 when none.
+
+``reconcile_runs`` is keyed by pipeline, start time and run id and written last (after the
+differences), so a listed run's differences are all in ``reconcile_diffs``; a run id used
+twice is listed twice (its differences add up under that id).
 """
 
 from __future__ import annotations
@@ -82,6 +88,8 @@ class ReconcileReport:
     windows_compared: int = 0
     diffs: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
+    started_ms: int = 0
+    ended_ms: int = 0
 
     @property
     def windows_differing(self) -> int:
@@ -90,7 +98,7 @@ class ReconcileReport:
     def summary(self) -> str:
         lines = [f"reconcile {self.run_id}: {self.windows_compared} windows compared, "
                  f"{self.windows_differing} differed ({len(self.diffs)} keys)"
-                 + ("; dry run: nothing corrected or recorded" if self.dry_run else "")]
+                 + ("; dry run: nothing corrected, differences not recorded" if self.dry_run else "")]
         for d in self.diffs[:20]:
             lines.append(f"  {d['metric']} {d['window_ms']} ms @ {d['window_start_ms']} {d['key']!r}: "
                          f"streamed {d['streamed']}, recounted {d['recounted']}")
@@ -103,7 +111,8 @@ class ReconcileReport:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, help="id of this run's report (default: time + random)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="report the differences only: write no corrections and no report rows")
+                        help="report the differences only: write no corrections and no reconcile_diffs rows "
+                             "(the run is still listed in reconcile_runs, marked as a dry run)")
 
 
 def recount(spark: SparkSession, archive_url: str, hours: HourRange) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -159,9 +168,10 @@ def run_reconcile(spark: SparkSession, settings: Settings, archive_url: str, hou
                   run_id: str | None = None, *, dry_run: bool = False) -> ReconcileReport:
     """Recount, compare, overwrite and report (see the module docstring); ``dry_run``:
     compare and report only, write nothing."""
+    started_ms = int(time.time() * 1000)
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     totals, counts = recount(spark, archive_url, hours)
-    report = ReconcileReport(run_id, dry_run=dry_run)
+    report = ReconcileReport(run_id, dry_run=dry_run, started_ms=started_ms)
     now_ms = int(time.time() * 1000)
     store = open_store(settings)
     try:
@@ -169,9 +179,19 @@ def run_reconcile(spark: SparkSession, settings: Settings, archive_url: str, hou
         _reconcile_counts(store, settings.pipeline_id, counts, streamed_starts, report)
         if not dry_run:
             store.upsert("reconcile_diffs", [{"run_id": run_id, **d} for d in report.diffs])
+        report.ended_ms = int(time.time() * 1000)
+        store.upsert("reconcile_runs", [run_row(settings.pipeline_id, report)])
     finally:
         store.close()
     return report
+
+
+def run_row(pipeline: str, report: ReconcileReport) -> dict[str, Any]:
+    """The run's ``reconcile_runs`` row."""
+    return {"pipeline": pipeline, "started_ms": report.started_ms, "run_id": report.run_id,
+            "ended_ms": report.ended_ms, "windows_compared": report.windows_compared,
+            "windows_differing": report.windows_differing, "differences": len(report.diffs),
+            "dry_run": int(report.dry_run)}
 
 
 def _reconcile_totals(store: Store, pipeline: str, totals: pd.DataFrame, hours: HourRange,

@@ -54,7 +54,7 @@ IN_FLIGHT_BATCHES = 16
 READ_PROFILE = "read"
 # Streaming tables whose rows are per window (or per metrics tick): what window_ttl_s expires.
 RETENTION_TABLES = ("window_counts", "window_topn", "key_series", "window_totals", "trending",
-                    "pipeline_metrics")
+                    "pipeline_metrics", "partition_lag")
 TWCS = "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy"
 
 

@@ -16,6 +16,8 @@ each other's rows:
 - ``window_totals``: total clicks and late clicks per window, newest first per day.
 - ``trending``: top destinations by lift over their EWMA baseline, per window.
 - ``pipeline_metrics``: throughput, lag, latency, late and dead-letter counts.
+- ``partition_lag``: per source partition, the records not read yet at each metrics row
+  (``ts_ms`` is that row's, so the two join; the rows of one ``ts_ms`` sum to the total lag).
 - ``pipeline_state``: per pipeline and topic, the event time up to which every window is
   final and written (what the dashboard shows as the watermark).
 - ``pipeline_registry``: every pipeline that wrote (``scope = 'all'``), newest update per
@@ -34,6 +36,9 @@ Batch tables (written by ``spark_jobs``):
 - ``link_type_share``: clicks and share of each link type.
 - ``pagerank_runs`` / ``pagerank_top``: PageRank runs by date and their top-N.
 - ``reconcile_diffs``: windows where the stream and the archive recount differed.
+- ``reconcile_runs``: one row per reconcile run of a pipeline, newest first: when, windows
+  compared, windows and keys that differed, and whether it was a dry run (nothing
+  corrected, no ``reconcile_diffs`` rows).
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ TRENDING = _table("trending", "pipeline:text window_ms:bigint window_start_ms:bi
 PIPELINE_METRICS = _table("pipeline_metrics", "pipeline:text day:text", "ts_ms:bigint",
                           "clicks_in:bigint clicks_per_s:double lag_ms:bigint latency_ms:bigint "
                           "late_clicks:bigint dead_letters:bigint watermark_ms:bigint", desc=True)
+PARTITION_LAG = _table("partition_lag", "pipeline:text day:text", "ts_ms:bigint partition_id:int",
+                       "lag_records:bigint next_offset:bigint end_offset:bigint", desc=True)
 PIPELINE_STATE = _table("pipeline_state", "pipeline:text", "topic:text",
                         "finalized_ms:bigint updated_ms:bigint")
 PIPELINE_REGISTRY = _table("pipeline_registry", "scope:text", "pipeline:text",
@@ -119,10 +126,13 @@ PAGERANK_TOP = _table("pagerank_top", "run_date:text variant:text", "rank:int",
 RECONCILE_DIFFS = _table("reconcile_diffs", "run_id:text",
                          "metric:text window_ms:bigint window_start_ms:bigint key:text",
                          "streamed:bigint recounted:bigint")
+RECONCILE_RUNS = _table("reconcile_runs", "pipeline:text", "started_ms:bigint run_id:text",
+                        "ended_ms:bigint windows_compared:bigint windows_differing:bigint "
+                        "differences:bigint dry_run:int", desc=True)
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS, PIPELINE_STATE,
-    PIPELINE_REGISTRY,
+    WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS, PARTITION_LAG,
+    PIPELINE_STATE, PIPELINE_REGISTRY,
     TOP_DESTINATIONS, TOP_SOURCES, TOP_ARTICLES, ROLLUPS, LINK_TYPE_SHARE, PAGERANK_RUNS,
-    PAGERANK_TOP, RECONCILE_DIFFS,
+    PAGERANK_TOP, RECONCILE_DIFFS, RECONCILE_RUNS,
 )}

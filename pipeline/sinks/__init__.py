@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pipeline.sinks.archive import ArchiveSink
 from pipeline.sinks.dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
-from pipeline.sinks.metrics import CycleMetrics, MetricsSink
+from pipeline.sinks.metrics import CycleMetrics, MetricsSink, PartitionLag
 from pipeline.sinks.store import StoreSink
 
 __all__ = ["ArchiveSink", "CycleMetrics", "DeadLetterSink", "FileDeadLetterSink",
-           "KafkaDeadLetterSink", "MetricsSink", "StoreSink"]
+           "KafkaDeadLetterSink", "MetricsSink", "PartitionLag", "StoreSink"]

@@ -7,6 +7,7 @@ Clicks of a window are a pure function of its start, so tests can recompute them
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -23,6 +24,30 @@ PIPELINE = "test-pipeline"
 OTHER_PIPELINE = "other-group/other-topic"
 OTHER_EXTRA_CLICKS = 1_000  # the second pipeline's windows hold this many clicks more
 RECONCILE_RUN = "20150301T000000Z-abc123"
+EVIL_RUN = "run <img src=x onerror=alert(3)>"  # run ids are user input (--run-id)
+DRY_RUN = "20150302T000000Z-dry999"
+PARTITIONS = 12  # more than the partition-lag legend lists one by one
+
+
+def lag_of(start_ms: int, partition: int) -> int:
+    """Records not read of one partition at the metrics row of the window at ``start_ms``:
+    a wave per partition, higher partitions lagging more."""
+    return int(30 * partition + 40 * (1 + math.sin(start_ms / 7_000 + partition)))
+
+
+def reconcile_runs() -> list[dict[str, Any]]:
+    """The listed runs of ``PIPELINE``, newest first (the dry run recorded no differences)."""
+    return [
+        {"pipeline": PIPELINE, "started_ms": EVENT_START_MS + 3 * 86_400_000, "run_id": DRY_RUN,
+         "ended_ms": EVENT_START_MS + 3 * 86_400_000 + 9_000, "windows_compared": 500,
+         "windows_differing": 4, "differences": 5, "dry_run": 1},
+        {"pipeline": PIPELINE, "started_ms": EVENT_START_MS + 2 * 86_400_000, "run_id": EVIL_RUN,
+         "ended_ms": EVENT_START_MS + 2 * 86_400_000 + 8_000, "windows_compared": 480,
+         "windows_differing": 1, "differences": 1, "dry_run": 0},
+        {"pipeline": PIPELINE, "started_ms": EVENT_START_MS + 86_400_000, "run_id": RECONCILE_RUN,
+         "ended_ms": EVENT_START_MS + 86_400_000 + 7_000, "windows_compared": 470,
+         "windows_differing": 2, "differences": 2, "dry_run": 0},
+    ]
 
 
 def clicks_of(start_ms: int, pipeline: str = PIPELINE) -> int:
@@ -72,6 +97,10 @@ def write_batch(store: Store) -> None:
         {"run_id": RECONCILE_RUN, "metric": "total", "window_ms": 1_000,
          "window_start_ms": EVENT_START_MS - 5_000, "key": "clicks", "streamed": 130, "recounted": 125},
     ])
+    store.upsert("reconcile_diffs", [
+        {"run_id": EVIL_RUN, "metric": "source", "window_ms": 60_000, "window_start_ms": EVENT_START_MS,
+         "key": "London", "streamed": 7, "recounted": 9}])
+    store.upsert("reconcile_runs", reconcile_runs())
 
 
 class Feeder:
@@ -129,7 +158,8 @@ class Feeder:
             self._stop.wait(self.step_s)
 
     def step(self) -> None:
-        """Write one 1 s window (and the 10 s windows it closes) plus a metrics row."""
+        """Write one 1 s window (and the 10 s windows it closes) plus a metrics row and its
+        per-partition lag rows."""
         start = self.next_start_ms
         day = windows.day_of(start)
         now_ms = int(time.time() * 1000)
@@ -146,6 +176,10 @@ class Feeder:
             "clicks_per_s": float(clicks_of(start, self.pipeline)), "lag_ms": 100 + start // 1000 % 50,
             "latency_ms": 40 + start // 1000 % 20, "late_clicks": 3, "dead_letters": 1,
             "watermark_ms": end}])
+        self.store.upsert("partition_lag", [{
+            "pipeline": self.pipeline, "day": windows.day_of(now_ms), "ts_ms": now_ms, "partition_id": p,
+            "lag_records": lag_of(start, p), "next_offset": start // 1000 * 10,
+            "end_offset": start // 1000 * 10 + lag_of(start, p)} for p in range(PARTITIONS)])
         self.store.upsert("pipeline_registry", [{"scope": "all", "pipeline": self.pipeline,
                                                  "topic": f"topic-of-{self.pipeline}", "updated_ms": now_ms}])
         self.next_start_ms = end

@@ -6,6 +6,7 @@ saves one screenshot per page into test-artifacts/.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,31 +20,38 @@ from clickstream.settings import Settings
 from clickstream.store import Store, open_store
 from clickstream.store.embedded import EmbeddedStore
 from dashboards import shaping
-from dashboards.app import FLOW_TOP_N
+from dashboards.app import FLOW_TOP_N, OTHER_PARTITIONS_COLOR, PARTITION_COLORS
 from dashboards.poller import CLICKS_SPAN_WINDOWS, HEALTH_ROWS, default_store_factory
 from dashboards.server import DashboardHandle, start_dashboard
 from tests.dashboards.feeder import (
     ARTICLE,
+    DRY_RUN,
     EVENT_START_MS,
+    EVIL_RUN,
     EVIL_TITLE,
     ONE_HOUR_ARTICLE,
     OTHER_PIPELINE,
+    PARTITIONS,
     PIPELINE,
     RECONCILE_RUN,
     Feeder,
+    lag_of,
+    reconcile_runs,
 )
 from tests.dashboards.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-LIVE_TABLES = {"window_totals", "trending", "window_topn", "pipeline_metrics"}
+LIVE_TABLES = {"window_totals", "trending", "window_topn", "pipeline_metrics", "partition_lag",
+               "reconcile_runs"}
 POLLER_THREAD = "clickstream-dashboard-poller"
 
 DATA_JS = """(name) => {
   const m = Bokeh.documents[0].get_model_by_name(name);
   const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
   const out = {};
-  for (const k of Object.keys(d)) out[k] = Array.from(d[k]);
+  const plain = (v) => (v !== null && typeof v === "object" && "length" in v) ? Array.from(v) : v;
+  for (const k of Object.keys(d)) out[k] = Array.from(d[k], plain);
   return out;
 }"""
 TEXT_JS = "(name) => Bokeh.documents[0].get_model_by_name(name).text"
@@ -55,6 +63,9 @@ SCREEN_JS = """([name, x, y]) => {
   const box = v.canvas_view.el.getBoundingClientRect();
   return [box.left + v.frame.x_scale.compute(x), box.top + v.frame.y_scale.compute(y)];
 }"""
+SELECT_JS = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
+  return [m.value, m.options.map(o => Array.isArray(o) ? o[0] : o)]; }"""
+INPUT_JS = "(name) => Bokeh.documents[0].get_model_by_name(name).value"
 TOOLS_JS = """(name) => Bokeh.documents[0].get_model_by_name(name).toolbar.tools
   .map(t => t.type ?? t.constructor.__name__)"""
 
@@ -321,6 +332,13 @@ def store_health(store: Store, pipeline: str) -> list[dict[str, Any]]:
     return store.select("pipeline_metrics", {"pipeline": pipeline, "day": today}, limit=HEALTH_ROWS)
 
 
+def store_partition_lag(store: Store, pipeline: str, health: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The partition_lag rows of the health rows' cycles."""
+    today = windows.day_of(int(time.time() * 1000))
+    return store.select("partition_lag", {"pipeline": pipeline, "day": today},
+                        start=min(r["ts_ms"] for r in health))
+
+
 def test_pipeline_view_reconcile_dask_link_and_picker(browser: Any, tmp_path: Path,
                                                       artifacts_dir: Path) -> None:
     path = tmp_path / "store.sqlite"
@@ -356,15 +374,80 @@ def test_pipeline_view_reconcile_dask_link_and_picker(browser: Any, tmp_path: Pa
                          shaping.format_utc(shown["watermark_ms"][i])[:19])
         assert f"{shown['watermark_delay_s'][i]:,.1f} s" in tip
 
-        # The reconcile run's differences, titles as text; the Dask dashboard's link.
+        # Lag per partition: one series per partition holding the stored values (the feeder's
+        # lag_of of the window each metrics row closed), the 8 most lagging named in the legend.
+        lag_rows = store_partition_lag(store, PIPELINE, rows)
+        wait_for(lambda: data(page, "partition_lag") == shaping.partition_lag_lines(
+            lag_rows, PARTITION_COLORS, OTHER_PARTITIONS_COLOR), 5, "partition lag series = store")
+        window_of = {r["ts_ms"]: r["watermark_ms"] - 1000 for r in rows}
+        series = data(page, "partition_lag")
+        assert sorted(series["partition"]) == list(range(PARTITIONS))
+        for p, xs, ys in zip(series["partition"], series["xs"], series["ys"], strict=True):
+            assert xs == sorted(window_of)
+            assert ys == [lag_of(window_of[x], p) for x in xs]
+        newest_ts = max(window_of)
+        lag_now = sorted(((p, lag_of(window_of[newest_ts], p)) for p in range(PARTITIONS)),
+                         key=lambda pl: (-pl[1], pl[0]))
+        assert sorted(series["lag_now"], reverse=True) == [lag for _, lag in lag_now]
+        assert series["label"][:8] == [f"partition {p}" for p in sorted(p for p, _ in lag_now[:8])]
+        assert set(series["label"][8:]) == {f"{PARTITIONS - 8} other partitions"}
+        assert len(data(page, "partition_lag_points")["x"]) == PARTITIONS * len(window_of)
+        # ... and the records not read now, per partition, in the tab's table.
+        wait_for(lambda: data(page, "pipeline_now") == shaping.pipeline_now_table(rows[0], lag_now), 3,
+                 "pipeline now table with the lag per partition")
+        now_cells = dict(zip(*data(page, "pipeline_now").values(), strict=True))
+        assert now_cells["records not read (all partitions)"] == f"{sum(lag for _, lag in lag_now):,}"
+        top_p, top_lag = lag_now[0]
+        assert now_cells[f"records not read, partition {top_p}"] == f"{top_lag:,}"
+        assert_toolbar(page, "partition_lag_plot")
+        when = shaping.format_utc(newest_ts)[:19]
+        tip = hover_text(page, "partition_lag_plot", newest_ts, top_lag, when)
+        assert re.search(rf"partition:\s*{top_p}\s+time \(UTC\):\s*{when}\s+records not read:\s*{top_lag:,}",
+                         tip), tip
+        page.mouse.move(0, 0)
+
+        # The reconcile runs listed newest first; the settings' run chosen, its differences shown.
+        runs = {r["run_id"]: r for r in reconcile_runs()}
+        options = shaping.reconcile_run_options(reconcile_runs())
+        assert [v for v, _ in options] == ["", DRY_RUN, EVIL_RUN, RECONCILE_RUN]
+        listed = [RECONCILE_RUN, [v for v, _ in options]]
+        wait_for(lambda: page.evaluate(SELECT_JS, "reconcile_runs") == listed, 5,
+                 "reconcile runs listed, the settings' run chosen")
         diffs = store.select("reconcile_diffs", {"run_id": RECONCILE_RUN})
         wait_for(lambda: data(page, "reconcile") == shaping.reconcile_columns(diffs), 5, "reconcile table")
-        assert page.evaluate(TEXT_JS, "reconcile_summary") == shaping.reconcile_summary(
-            RECONCILE_RUN, shaping.reconcile_columns(diffs), 1000)
+        wait_for(lambda: page.evaluate(TEXT_JS, "reconcile_summary") == shaping.reconcile_summary(
+            RECONCILE_RUN, shaping.reconcile_columns(diffs), 1000, runs[RECONCILE_RUN]), 3,
+                 "reconcile summary")
         wait_for(lambda: page.get_by_text(EVIL_TITLE, exact=True).count() > 0, 3, "the evil key as text")
         link = page.locator("a", has_text="Dask dashboard")
         assert link.get_attribute("href") == dask_link
         page.screenshot(path=str(artifacts_dir / "dashboard-pipeline.png"), full_page=True)
+
+        # Choosing another listed run (an id with markup, shown as text) loads its differences.
+        evil_label = dict(options)[EVIL_RUN]
+        assert page.locator("option", has_text=evil_label).count() == 1
+        select_of(page, evil_label).select_option(label=evil_label)
+        evil_diffs = store.select("reconcile_diffs", {"run_id": EVIL_RUN})
+        assert len(evil_diffs) == 1
+        wait_for(lambda: data(page, "reconcile") == shaping.reconcile_columns(evil_diffs), 5,
+                 "differences of the chosen run")
+        assert page.evaluate(INPUT_JS, "reconcile_run") == EVIL_RUN
+        wait_for(lambda: page.evaluate(TEXT_JS, "reconcile_summary") == shaping.reconcile_summary(
+            EVIL_RUN, shaping.reconcile_columns(evil_diffs), 1000, runs[EVIL_RUN]), 3, "its summary")
+        assert data(page, "reconcile")["difference"] == [2]
+        # ... a dry run recorded no differences: its counts are said instead.
+        dry_label = dict(options)[DRY_RUN]
+        select_of(page, dry_label).select_option(label=dry_label)
+        wait_for(lambda: page.evaluate(TEXT_JS, "reconcile_summary").startswith(
+            f"Reconcile run {DRY_RUN} was a dry run: 5 differences in 4 of 500 windows"), 5, "the dry run")
+        assert data(page, "reconcile")["key"] == []
+        # ... and a listed run id entered in the input (set in the page, as typing does) moves the list.
+        page.evaluate("(v) => { Bokeh.documents[0].get_model_by_name('reconcile_run').value = v; }",
+                      RECONCILE_RUN)
+        wait_for(lambda: page.evaluate(SELECT_JS, "reconcile_runs")[0] == RECONCILE_RUN, 5,
+                 "the list follows the typed run id")
+        wait_for(lambda: data(page, "reconcile") == shaping.reconcile_columns(diffs), 5,
+                 "reconcile table again")
 
         # The picker lists the registry, newest first, and starts on the settings' pipeline.
         registry = sorted(store.select("pipeline_registry", {"scope": "all"}), key=lambda r: -r["updated_ms"])
@@ -378,8 +461,14 @@ def test_pipeline_view_reconcile_dask_link_and_picker(browser: Any, tmp_path: Pa
         select_of(page, other_label).select_option(label=other_label)
         other_clicks = store_clicks_of(store, OTHER_PIPELINE, other.next_start_ms - 1000)
         wait_for(lambda: data(page, "clicks") == other_clicks, 5, "clicks of the picked pipeline")
-        other_health = shaping.health_columns(store_health(store, OTHER_PIPELINE))
+        other_rows = store_health(store, OTHER_PIPELINE)
+        other_health = shaping.health_columns(other_rows)
         wait_for(lambda: data(page, "health") == other_health, 5, "health of the picked pipeline")
+        other_lag = shaping.partition_lag_lines(store_partition_lag(store, OTHER_PIPELINE, other_rows),
+                                                PARTITION_COLORS, OTHER_PARTITIONS_COLOR)
+        wait_for(lambda: data(page, "partition_lag") == other_lag, 5, "partition lag of the picked pipeline")
+        wait_for(lambda: page.evaluate(SELECT_JS, "reconcile_runs")[1] == [""], 5,
+                 "the picked pipeline has no reconcile runs")
         assert status_text(page).startswith(f"Store OK · pipeline {OTHER_PIPELINE}")
         mine = store_clicks_of(store, PIPELINE, feeder.next_start_ms - 1000)
         wait_for(lambda: data(watcher, "clicks") == mine, 5, "the other page keeps the default pipeline")

@@ -16,7 +16,17 @@ from clickstream.store import Store
 from clickstream.store.embedded import EmbeddedStore
 from dashboards import poller as poller_module
 from dashboards.poller import LiveView, StorePoller, default_store_factory
-from tests.dashboards.feeder import ARTICLE, EVENT_START_MS, OTHER_PIPELINE, PIPELINE, Feeder, clicks_of
+from tests.dashboards.feeder import (
+    ARTICLE,
+    EVENT_START_MS,
+    OTHER_PIPELINE,
+    PARTITIONS,
+    PIPELINE,
+    Feeder,
+    clicks_of,
+    lag_of,
+    reconcile_runs,
+)
 
 
 def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -53,6 +63,38 @@ def test_snapshot_holds_the_stores_newest_windows(tmp_path: Path) -> None:
         assert snap.pagerank_runs["unweighted"][0]["run_date"] == "2015-02-28"
         assert len(snap.pagerank_top[("unweighted", "2015-02-28")]) == 12
         assert snap.top_articles[windows.METRIC_SOURCE][0]["rank"] == 1
+    finally:
+        poller.stop()
+        store.close()
+
+
+def test_snapshot_holds_the_partition_lag_of_the_health_rows_and_the_reconcile_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EmbeddedStore(tmp_path / "store.sqlite")
+    Feeder(store, backfill_s=25).start(run=False)
+    poller = StorePoller(settings_for(tmp_path / "store.sqlite")).start()
+    try:
+        wait_for(lambda: poller.snapshot.status == "ok")
+        view = poller.snapshot.view(PIPELINE)
+        assert view is not None and view.health
+        window_of = {r["ts_ms"]: r["watermark_ms"] - 1000 for r in view.health}  # the feeder's step
+        assert {r["ts_ms"] for r in view.partition_lag} == set(window_of)
+        assert len(view.partition_lag) == PARTITIONS * len(window_of)
+        assert all(r["lag_records"] == lag_of(window_of[r["ts_ms"]], r["partition_id"])
+                   for r in view.partition_lag)
+        assert view.reconcile_runs == reconcile_runs()
+    finally:
+        poller.stop()
+    # More rows than a tick reads: the newest cycles that fit whole, never a cut one.
+    monkeypatch.setattr(poller_module, "PARTITION_LAG_ROWS", 2 * PARTITIONS + 5)
+    poller = StorePoller(settings_for(tmp_path / "store.sqlite")).start()
+    try:
+        wait_for(lambda: poller.snapshot.status == "ok")
+        view = poller.snapshot.view(PIPELINE)
+        assert view is not None
+        newest = sorted({r["ts_ms"] for r in view.health}, reverse=True)[:2]
+        assert sorted({r["ts_ms"] for r in view.partition_lag}, reverse=True) == newest
+        assert len(view.partition_lag) == 2 * PARTITIONS
     finally:
         poller.stop()
         store.close()
@@ -137,6 +179,8 @@ def test_watched_pipelines_get_one_query_set_per_tick_and_expire(tmp_path: Path,
         for pipeline in (PIPELINE, OTHER_PIPELINE):
             assert 0 < read[("window_totals", pipeline)] <= 2 * ticks
             assert read[("pipeline_metrics", pipeline)] <= 3 * ticks
+            assert read[("partition_lag", pipeline)] <= ticks
+            assert read[("reconcile_runs", pipeline)] <= ticks // poller_module.BATCH_EVERY_TICKS + 2
         assert counts[("pipeline_metrics", "never-wrote")] == 0
         wait_for(lambda: list(poller.snapshot.live) == [PIPELINE], 5)  # unwatched: dropped after the TTL
     finally:

@@ -130,6 +130,65 @@ def test_reconcile_columns_biggest_difference_first_in_readable_units() -> None:
                                                            "vs recounted 51 clicks.")
     assert "no differences" in shaping.reconcile_summary("r2", shaping.reconcile_columns([]), 1000)
     assert "first 2 read" in shaping.reconcile_summary("r1", cols, 2)
+    listed = {"run_id": "r1", "started_ms": 0, "windows_compared": 1234, "windows_differing": 2,
+              "differences": 2, "dry_run": 0}
+    assert shaping.reconcile_summary("r1", cols, 1000, listed) == (
+        "Reconcile run r1: 2 differences in 1,234 windows compared, streamed 60 vs recounted 51 clicks.")
+    dry = {**listed, "dry_run": 1, "differences": 7}
+    assert shaping.reconcile_summary("r1", shaping.reconcile_columns([]), 1000, dry) == (
+        "Reconcile run r1 was a dry run: 7 differences in 2 of 1,234 windows, not recorded (run it "
+        "without --dry-run to correct and record them).")
+
+
+def test_reconcile_run_options_newest_first_once_per_run_id() -> None:
+    def run(run_id: str, started_ms: int, differences: int, dry_run: int = 0) -> dict[str, object]:
+        return {"run_id": run_id, "started_ms": started_ms, "windows_compared": 1500,
+                "windows_differing": differences // 2, "differences": differences, "dry_run": dry_run}
+
+    options = shaping.reconcile_run_options([run(EVIL, 120_000, 4, dry_run=1), run("b", 60_000, 1200),
+                                             run(EVIL, 0, 9)])
+    assert options == [
+        ("", "choose a reconcile run…"),
+        (EVIL, f"{EVIL} · 1970-01-01 00:02:00 UTC · 4 differences in 2 of 1,500 windows · dry run, "
+               "not recorded"),
+        ("b", "b · 1970-01-01 00:01:00 UTC · 1,200 differences in 600 of 1,500 windows")]
+    assert shaping.reconcile_run_options([]) == [("", "choose a reconcile run…")]
+
+
+def lag_rows(lags: dict[int, list[int]]) -> list[dict[str, int]]:
+    """partition_lag rows, newest first, of cycles at ts 1000, 2000, ... with these lags."""
+    n = len(next(iter(lags.values())))
+    return [{"ts_ms": 1000 * (i + 1), "partition_id": p, "lag_records": lags[p][i]}
+            for i in reversed(range(n)) for p in sorted(lags, reverse=True)]
+
+
+def test_partition_lag_one_line_per_partition_legend_for_the_most_lagging() -> None:
+    rows = lag_rows({0: [5, 1], 1: [9, 7], 2: [0, 7], 3: [3, 30], 4: [2, 0]})
+    assert shaping.partition_lag_now(rows) == [(3, 30), (1, 7), (2, 7), (0, 1), (4, 0)]
+    lines = shaping.partition_lag_lines(rows, ["red", "blue"], "grey")
+    assert lines == {  # the two most lagging in partition order, then the others most lagging first
+        "partition": [1, 3, 2, 0, 4],
+        "xs": [[1000, 2000]] * 5,
+        "ys": [[9, 7], [3, 30], [0, 7], [5, 1], [2, 0]],
+        "lag_now": [7, 30, 7, 1, 0],
+        "label": ["partition 1", "partition 3", "3 other partitions", "3 other partitions",
+                  "3 other partitions"],
+        "color": ["red", "blue", "grey", "grey", "grey"],
+    }
+    points = shaping.partition_lag_points(rows)
+    assert points["x"] == [1000] * 5 + [2000] * 5
+    assert points["partition"] == [0, 1, 2, 3, 4] * 2
+    assert points["lag_records"] == [5, 9, 0, 3, 2, 1, 7, 7, 30, 0]
+    assert shaping.partition_lag_lines([], ["red"], "grey") == {k: [] for k in lines}
+
+
+def test_pipeline_now_table_adds_the_records_not_read() -> None:
+    assert shaping.pipeline_now_table(None, []) == shaping.health_table(None)
+    table = shaping.pipeline_now_table(None, [(3, 30_000), (1, 7)])
+    n = len(shaping.HEALTH_ROWS)
+    assert table["metric"][n:] == ["records not read (all partitions)", "records not read, partition 3",
+                                   "records not read, partition 1"]
+    assert table["value"][n:] == ["30,007", "30,000", "7"]
 
 
 HOUR = 3_600_000
@@ -205,3 +264,21 @@ def test_dask_link_must_be_an_http_url() -> None:
     assert Settings(dashboard_dask_link="http://127.0.0.1:8787/status").dashboard_dask_link
     with pytest.raises(SettingsError, match="dashboard_dask_link"):
         Settings(dashboard_dask_link="javascript:alert(1)")
+
+
+def test_plan_append_streams_new_rows_and_resets_on_anything_else() -> None:
+    shown = {"x": [1, 1, 2, 2], "p": [0, 1, 0, 1], "v": [5, 6, 7, 8]}
+    moved = {"x": [2, 2, 3, 3], "p": [0, 1, 0, 1], "v": [7, 8, 9, 10]}
+    update = shaping.plan_append(shown, moved)
+    assert update.reset is None and update.stream == {"x": [3, 3], "p": [0, 1], "v": [9, 10]}
+    grown = {k: [*v, w] for (k, v), w in zip(shown.items(), (3, 0, 9), strict=True)}
+    assert shaping.plan_append(shown, grown).stream == {"x": [3], "p": [0], "v": [9]}
+    assert shaping.plan_append(shown, dict(shown)).empty
+    changed = {**moved, "v": [7, 99, 9, 10]}  # a shown row rewritten
+    assert shaping.plan_append(shown, changed).reset == changed
+    shrunk = {k: v[2:] for k, v in shown.items()}  # rows gone, none new
+    assert shaping.plan_append(shown, shrunk).reset == shrunk
+    elsewhere = {"x": [7], "p": [0], "v": [1]}
+    assert shaping.plan_append(shown, elsewhere).reset == elsewhere
+    assert shaping.plan_append({"x": [], "p": [], "v": []}, shown).reset == shown
+    assert shaping.plan_append(shown, {"x": [], "p": [], "v": []}).reset == {"x": [], "p": [], "v": []}

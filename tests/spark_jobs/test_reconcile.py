@@ -77,10 +77,10 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     if want_second[1]:
         expected.add(("total", 1_000, second, "late_clicks", 0, want_second[1]))
     assert got == expected
-    # the dry run before found the same differences and wrote nothing (neither fixes nor a report)
+    # the dry run before found the same differences and wrote neither fixes nor differences
     assert {(d["metric"], d["window_ms"], d["window_start_ms"], d["key"], d["streamed"], d["recounted"])
             for d in dry.diffs} == expected
-    assert "dry run: nothing corrected or recorded" in dry.summary()
+    assert "dry run: nothing corrected, differences not recorded" in dry.summary()
     assert not [row for row in dump_table(settings, "reconcile_diffs") if row[0] == "dry"]
     assert {row[1:] for row in dump_table(settings, "reconcile_diffs") if row[0] == "corrupted"} == expected
     assert "3 differed" in report.summary()
@@ -89,3 +89,17 @@ def test_clean_run_has_no_diffs_and_corruption_is_found_and_fixed(
     assert again.diffs == []
     assert {row[1:5] for row in dump_table(settings, "window_counts")} == {
         (m, w_, s, k) for (m, w_, s, k) in counts}
+
+    # Every run is listed for the dashboard, newest first, with its counts; the dry run flagged.
+    store = open_store(settings)
+    try:
+        listed = store.select("reconcile_runs", {"pipeline": settings.pipeline_id})
+    finally:
+        store.close()
+    assert [(r["run_id"], r["windows_compared"], r["windows_differing"], r["differences"], r["dry_run"])
+            for r in listed] == [("after", again.windows_compared, 0, 0, 0),
+                                 ("corrupted", report.windows_compared, 3, len(expected), 0),
+                                 ("dry", dry.windows_compared, 3, len(expected), 1),
+                                 ("clean", clean.windows_compared, 0, 0, 0)]
+    assert all(r["started_ms"] <= r["ended_ms"] for r in listed)
+    assert [r["started_ms"] for r in listed] == sorted((r["started_ms"] for r in listed), reverse=True)

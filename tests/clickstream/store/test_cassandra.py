@@ -4,6 +4,7 @@ import pytest
 
 from clickstream.store.cassandra import apply_schema, connect
 from clickstream.store.tables import TABLES
+from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +156,11 @@ def test_window_ttl_gives_retention_and_time_window_compaction(isolated_cassandr
         cluster.shutdown()
     apply_schema(settings.replace(window_ttl_s=0))  # back to forever; compaction left as it is
     assert all(ttl == 0 for ttl, _c, _w in options().values())
+
+
+def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
+    partition_lag_round_trip(cassandra_store, unique_name)
+
+
+def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
+    reconcile_runs_round_trip(cassandra_store, unique_name)

@@ -4,6 +4,7 @@ import pytest
 
 from clickstream.store import StoreError
 from clickstream.store.embedded import EmbeddedStore
+from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
 
 
 @pytest.fixture
@@ -47,3 +48,11 @@ def test_errors_name_the_table_and_the_problem(store: EmbeddedStore) -> None:
         store.upsert("top_sources", [("a", 1)])
     with pytest.raises(StoreError, match="partition key needs destination"):
         store.select("top_sources", {})
+
+
+def test_partition_lag_round_trip(store: EmbeddedStore) -> None:
+    partition_lag_round_trip(store, "p")
+
+
+def test_reconcile_runs_round_trip(store: EmbeddedStore) -> None:
+    reconcile_runs_round_trip(store, "p")

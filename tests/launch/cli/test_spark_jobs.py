@@ -49,10 +49,12 @@ def test_reconcile_dry_run_writes_nothing_and_exits_3_on_differences(
     write_archive(generate_clicks(300, seed=5, hours=1), url)  # no streamed windows: all differ
     base = ["reconcile", url, "--stack", "embedded", "--work-dir", str(tmp_path / "w"), "--no-progress"]
     assert main([*base, "--dry-run", "--run-id", "dry"]) == RECONCILE_DIFFERENCES
-    assert "dry run: nothing corrected or recorded" in capsys.readouterr().out
+    assert "dry run: nothing corrected, differences not recorded" in capsys.readouterr().out
     store = open_store(_settings(tmp_path))
     try:
         assert store.select("reconcile_diffs", {"run_id": "dry"}) == []
+        listed = store.select("reconcile_runs", {"pipeline": _settings(tmp_path).pipeline_id})
+        assert [(r["run_id"], r["dry_run"], r["differences"] > 0) for r in listed] == [("dry", 1, True)]
     finally:
         store.close()
     assert main([*base, "--run-id", "fix"]) == RECONCILE_DIFFERENCES  # found, and corrected
