@@ -352,12 +352,19 @@ class WindowState:
         if len(self._frames) > 1:
             counts = counts.groupby(COUNT_COLUMNS[:-1], sort=False, as_index=False)["clicks"].sum()
         self._frames = [counts] if not counts.empty else []
-        sliding_rows = [(metric, start, key, n) for metric, sc in sorted(self._sliding.items())
-                        for start, bucket in sorted(sc.buckets.items()) for key, n in bucket.items()]
-        sliding = pa.table({name: pa.array(col, typ) for name, col, typ in zip(
-            ("metric", "window_start_ms", "key", "clicks"),
-            list(zip(*sliding_rows, strict=True)) if sliding_rows else ([], [], [], []),
-            (pa.string(), pa.int64(), pa.string(), pa.int64()), strict=True)})
+        metrics: list[str] = []
+        starts: list[int] = []
+        keys: list[str] = []
+        clicks: list[int] = []
+        for metric, sc in sorted(self._sliding.items()):  # whole columns at a time, no row tuples
+            for start, bucket in sorted(sc.buckets.items()):
+                metrics += [metric] * len(bucket)
+                starts += [start] * len(bucket)
+                keys += bucket.keys()
+                clicks += bucket.values()
+        sliding = pa.table({"metric": pa.array(metrics, pa.string()),
+                            "window_start_ms": pa.array(starts, pa.int64()),
+                            "key": pa.array(keys, pa.string()), "clicks": pa.array(clicks, pa.int64())})
         trending = pa.table({"key": pa.array(list(self.trending.baseline), pa.string()),
                              "baseline": pa.array(list(self.trending.baseline.values()), pa.float64())})
         meta = {
