@@ -55,6 +55,11 @@ class CyclePlan:
     end_offsets: dict[int, int]  # the partitions' end offsets when planned (watermark input)
     finalized_ms: int  # lateness threshold: windows ending at or before it were final
 
+    @property
+    def caught_up(self) -> bool:
+        """The cycle reads every record its partitions held when it was planned."""
+        return all(end >= self.end_offsets.get(p, 0) for p, (_start, end) in self.ranges.items())
+
     def to_json(self) -> bytes:
         return orjson.dumps({"cycle": self.cycle, "ranges": {str(p): r for p, r in self.ranges.items()},
                              "end_offsets": {str(p): o for p, o in self.end_offsets.items()},

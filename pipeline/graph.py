@@ -339,6 +339,8 @@ class Pipeline:
             # seconds: waiting for the workers after the flush, merge + finalize, the flush
             log.debug("cycle phases %.3f %.3f %.3f", gathered - flushed, idle_since - gathered,
                       flushed - started)
+            if plan.caught_up:  # nothing to overlap with: write now, not after the next plan
+                self._flush(run, checkpoint=False)
         return self._stop_cleanly(run, t0)
 
     def _stop_cleanly(self, run: _RunState, t0: float) -> RunSummary:
