@@ -8,6 +8,11 @@ same range overwrites instead of duplicating). Each file is written first under
 ``<archive>/_tmp/<topic>-…`` and then renamed into place, so readers never see half a
 file; ``remove_stale_tmp`` clears what a killed writer left there (the pipeline calls it
 at start).
+
+A failure of the filesystem (HDFS down, a NameNode in safe mode after a restart, a block
+whose close the NameNode has not yet confirmed) is raised as ``ArchiveError``, an
+``OSError`` naming the file: the driver waits and runs the batch again, which rewrites
+the same file names, so a retry never duplicates.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from clickstream.archive import CLICK_SCHEMA, TMP_PREFIX, filesystem, join, part
 from clickstream.windows import DAY_MS, HOUR_MS, day_of
 
 TMP_DIR = "_tmp"
+
+
+class ArchiveError(OSError):
+    """Writing a file to the archive failed (the filesystem's error is the cause)."""
 
 
 def file_name(partition: int, first_offset: int, last_offset: int) -> str:
@@ -59,6 +68,14 @@ class ArchiveSink:
         return written
 
     def _write(self, folder: str, name: str, part: pa.Table) -> str:
+        try:
+            return self._write_renamed(folder, name, part)
+        except OSError:
+            raise
+        except Exception as exc:  # hdfs-native raises RuntimeError for most server-side failures
+            raise ArchiveError(f"archive {join(folder, name)}: {type(exc).__name__}: {exc}") from exc
+
+    def _write_renamed(self, folder: str, name: str, part: pa.Table) -> str:
         tmp_dir = join(self._root, TMP_DIR)
         self._fs.makedirs(folder, exist_ok=True)
         self._fs.makedirs(tmp_dir, exist_ok=True)
