@@ -55,9 +55,11 @@ def test_a_failed_close_is_a_retryable_archive_error_and_the_retry_writes_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = ArchiveSink(f"file://{tmp_path}/archive", "clicks")
     real_open = sink._fs.open
-    monkeypatch.setattr(sink._fs, "open", lambda path, mode="rb", **kw: _CloseFails(real_open(path, mode, **kw)))
+    monkeypatch.setattr(sink._fs, "open",
+                        lambda path, mode="rb", **kw: _CloseFails(real_open(path, mode, **kw)))
     sink.add(3, 100, 104, _clicks(5))
-    with pytest.raises(ArchiveError, match=r"p0003-000000000100-000000000104\.parquet.*Failed to complete") as err:
+    name = r"p0003-000000000100-000000000104\.parquet"
+    with pytest.raises(ArchiveError, match=name + ".*Failed to complete") as err:
         sink.flush()
     assert _is_retryable(err.value)
 
