@@ -82,14 +82,19 @@ def test_hdfs_archive_into_cassandra(spark: object, isolated_cassandra_settings:
     settings = isolated_cassandra_settings
     first_url = f"{hdfs_url}/tests/spark_jobs/{unique_name}"
     second_url = (tmp_path / "changed").as_uri()  # each HDFS file costs ~0.5 s to write: one archive there
+    # six hours across midnight (two days, six files on HDFS rather than fifty)
+    stamp = pd.to_datetime(shared_clicks["ts_ms"], unit="ms", utc=True)
+    clicks = shared_clicks[(stamp >= pd.Timestamp("2015-02-01T21:00Z"))
+                           & (stamp < pd.Timestamp("2015-02-02T03:00Z"))].reset_index(drop=True)
     try:
-        write_archive(shared_clicks, first_url, files_per_hour=1)
-        expected = batch_tables(shared_clicks, TOP_N, whole_days=ALL_DAYS)
+        write_archive(clicks, first_url, files_per_hour=1)
+        expected = batch_tables(clicks, TOP_N, whole_days=ALL_DAYS)
         written = run_batch(spark, settings, first_url, HourRange(), top_n=TOP_N)
         assert written == {name: len(rows) for name, rows in expected.items()}
         _assert_tables(settings, expected)
 
-        second = _changed_input(shared_clicks)
+        second = _changed_input(clicks)
+        assert (second["prev"] == "Article_3").any()  # a source whose top-N partition vanishes
         second = second[second["prev"] != "Article_3"]
         write_archive(second, second_url)
         run_batch(spark, settings, second_url, HourRange(), top_n=TOP_N)
