@@ -146,6 +146,10 @@ class Settings:
         ClientOptions(), "extra kafka-python client options key=value[,key=value...], e.g. "
         "security_protocol=SASL_SSL,sasl_mechanism=PLAIN,sasl_plain_username=U,"
         "sasl_plain_password=P (values never logged)", "kafka")
+    kafka_producer_client: str = _opt(
+        "kafka-python", "Kafka client the producer (replay) sends with: 'kafka-python' (the default) "
+        "or 'confluent-kafka' (librdkafka, the 'confluent' extra; sent 5-10x faster here)", "kafka",
+        ("kafka-python", "confluent-kafka"))
     kafka_delivery_timeout_ms: int = _opt(
         120_000, "how long the producer retries a record (broker down, leader moving) before the "
         "replay stops with a report of what was acknowledged", "kafka")

@@ -1,4 +1,5 @@
-"""Send a click stream to Kafka (kafka-python) or to an in-process ``MemoryTopic``.
+"""Send a click stream to Kafka (kafka-python, or confluent-kafka by
+``settings.kafka_producer_client``: ``producer.confluent``) or to an in-process ``MemoryTopic``.
 
 Both sinks share one record builder (``producer.encoding.build_records``), so the
 embedded default sees exactly what Kafka sees: key = destination title
@@ -236,8 +237,15 @@ def ensure_topic(settings: Settings, topic: str, partitions: int | None = None) 
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Any:
-    """A KafkaProducer with ``PRODUCER_CONFIG``, the settings' timeouts and client options
-    (``overrides`` win)."""
+    """The producer of ``settings.kafka_producer_client``: a KafkaProducer with
+    ``PRODUCER_CONFIG``, the settings' timeouts and client options (``overrides`` win), or
+    ``producer.confluent.ConfluentProducer`` (the same delivery settings; no overrides)."""
+    if settings.kafka_producer_client == "confluent-kafka":
+        from producer.confluent import ConfluentProducer
+
+        if overrides:
+            raise ValueError(f"make_producer: overrides {sorted(overrides)} are kafka-python options")
+        return ConfluentProducer(settings)
     from kafka import KafkaProducer
 
     config = {**PRODUCER_CONFIG, "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,

@@ -24,6 +24,7 @@ from producer.synthetic import generate_rows
 
 OWN_KAFKA_PORT = 19092
 OWN_CONTROLLER_PORT = 19093
+CLIENTS = ("kafka-python", "confluent-kafka")  # settings.kafka_producer_client
 
 
 def _free_port() -> int:
@@ -36,8 +37,10 @@ def _clicks(n: int) -> list[Click]:
     return list(expand_clicks(generate_rows(2_000, seed=5, head_share=0.2), seed=5, span_s=600, limit=n))
 
 
-def test_unreachable_broker_stops_at_once_with_nothing_sent() -> None:
-    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}", kafka_max_block_ms=2_000)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_unreachable_broker_stops_at_once_with_nothing_sent(client: str) -> None:
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}", kafka_max_block_ms=2_000,
+                        kafka_producer_client=client)
     t0 = time.monotonic()
     with pytest.raises(SendError, match="nothing sent, the broker is unreachable") as info:
         send_to_kafka(_clicks(100), settings, topic="t", progress=False, create_topic=False)
@@ -82,8 +85,10 @@ def _topic_click_ids(settings: Settings, topic: str, partitions: int) -> list[in
 
 
 @pytest.mark.integration
-def test_broker_stopped_mid_send_gives_an_exact_report(own_kafka: Settings, unique_name: str) -> None:
-    settings = own_kafka
+@pytest.mark.parametrize("client", CLIENTS)
+def test_broker_stopped_mid_send_gives_an_exact_report(own_kafka: Settings, unique_name: str,
+                                                       client: str) -> None:
+    settings = own_kafka.replace(kafka_producer_client=client)
     topic = f"down-{unique_name}"
     ensure_topics(settings, [topic], 2)
     clicks = _clicks(40_000)

@@ -77,13 +77,15 @@ def test_progress_bar_and_log_modes() -> None:
 
 
 @pytest.mark.integration
-def test_kafka_roundtrip_200k(services_running: Settings, unique_name: str) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_kafka_roundtrip_200k(services_running: Settings, unique_name: str, client: str) -> None:
+    """Every click once, keyed by destination, on murmur2's partition, whichever client sends."""
     from kafka import KafkaConsumer, TopicPartition
 
     n_clicks = 200_000
     jitter_ms = 250
     partitions = 4
-    settings = services_running.replace(topic_partitions=partitions)
+    settings = services_running.replace(topic_partitions=partitions, kafka_producer_client=client)
     topic = f"produce-{unique_name}"
     clicks = expand_clicks(generate_rows(5_000, seed=11, head_share=0.3), seed=11,
                            jitter_ms=jitter_ms, span_s=3_600, limit=n_clicks)
