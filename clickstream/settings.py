@@ -148,7 +148,7 @@ class Settings:
         "sasl_plain_password=P (values never logged)", "kafka")
     kafka_producer_client: str = _opt(
         "kafka-python", "Kafka client the producer (replay) sends with: 'kafka-python' (the default) "
-        "or 'confluent-kafka' (librdkafka, the 'confluent' extra; sent 5-10x faster here)", "kafka",
+        "or 'confluent-kafka' (librdkafka, the 'confluent' extra; sent 4-7x faster here)", "kafka",
         ("kafka-python", "confluent-kafka"))
     kafka_delivery_timeout_ms: int = _opt(
         120_000, "how long the producer retries a record (broker down, leader moving) before the "
