@@ -90,7 +90,17 @@ class ArchiveSink:
 
 
 def remove_stale_tmp(archive_url: str, topic: str) -> int:
-    """Delete the temporary files a killed writer of ``topic`` left; returns how many."""
+    """Delete the temporary files a killed writer of ``topic`` left; returns how many.
+    A filesystem failure is an ``ArchiveError`` (retryable, as for the writes)."""
+    try:
+        return _remove_stale_tmp(archive_url, topic)
+    except OSError:
+        raise
+    except Exception as exc:  # hdfs-native raises RuntimeError for most server-side failures
+        raise ArchiveError(f"archive {archive_url}: clearing {TMP_DIR}: {type(exc).__name__}: {exc}") from exc
+
+
+def _remove_stale_tmp(archive_url: str, topic: str) -> int:
     fs, root = filesystem(archive_url)
     tmp_dir = join(root, TMP_DIR)
     if not fs.exists(tmp_dir):
