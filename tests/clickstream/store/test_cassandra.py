@@ -4,7 +4,11 @@ import pytest
 
 from clickstream.store.cassandra import apply_schema, connect
 from clickstream.store.tables import TABLES
-from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
+from tests.clickstream.store.new_tables import (
+    partition_lag_round_trip,
+    pipeline_plans_round_trip,
+    reconcile_runs_round_trip,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +168,7 @@ def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
 
 def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
     reconcile_runs_round_trip(cassandra_store, unique_name)
+
+
+def test_pipeline_plans_round_trip(cassandra_store, unique_name: str) -> None:
+    pipeline_plans_round_trip(cassandra_store, unique_name)
