@@ -13,16 +13,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
-from clickstream.store import Store
 from clickstream.store.embedded import EmbeddedStore
 from pipeline import Pipeline
-from pipeline.checkpoint import Checkpoints, CyclePlan, Snapshot, StorePlans
+from pipeline.checkpoint import Checkpoints, CyclePlan, FilePlans, PlanLog, Snapshot, StorePlans
 from pipeline.graph import PipelineError
 from pipeline.operators.windows import WindowState
 from pipeline.sources.memory import MemorySource
@@ -41,12 +41,12 @@ def _state(cycle: int) -> Snapshot:
     return Snapshot(cycle, {"window": meta, "next_offsets": {"0": 100 * cycle + 100}}, tables)
 
 
-def plan_log_round_trip(store: Store, checkpoint_url: str, pipeline_id: str) -> None:
+def plan_log_round_trip(checkpoint_url: str, pipeline_id: str, plans_of: Callable[[str], PlanLog]) -> None:
     """Plans 1..6 logged; states of cycles 2 and 4 saved: a restart from 4 runs 5 and 6, and
     the plans the oldest kept state (2) covers are gone; another pipeline's plans stay."""
-    other = StorePlans(store, pipeline_id + "/other")
+    other = plans_of(pipeline_id + "/other")
     other.log(_plan(1))
-    checkpoints = Checkpoints(checkpoint_url, pipeline_id, StorePlans(store, pipeline_id))
+    checkpoints = Checkpoints(checkpoint_url, pipeline_id, plans_of(pipeline_id))
     assert checkpoints.latest() is None and checkpoints.plans_after(0) == []
     for cycle in range(1, 7):
         checkpoints.log_plan(_plan(cycle))
@@ -66,14 +66,24 @@ def plan_log_round_trip(store: Store, checkpoint_url: str, pipeline_id: str) -> 
 def test_plan_log_round_trip_in_the_embedded_store(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "s.sqlite")
     try:
-        plan_log_round_trip(store, (tmp_path / "ckpt").as_uri(), "group/topic with space")
+        plan_log_round_trip((tmp_path / "ckpt").as_uri(), "group/topic with space",
+                            lambda pipeline_id: StorePlans(store, pipeline_id))
     finally:
         store.close()
 
 
 @pytest.mark.integration
 def test_plan_log_round_trip_in_cassandra(cassandra_store, tmp_path: Path, unique_name: str) -> None:
-    plan_log_round_trip(cassandra_store, (tmp_path / "ckpt").as_uri(), unique_name)
+    plan_log_round_trip((tmp_path / "ckpt").as_uri(), unique_name,
+                        lambda pipeline_id: StorePlans(cassandra_store, pipeline_id))
+
+
+def test_plan_log_round_trip_in_files(tmp_path: Path) -> None:
+    """``checkpoint_plan_log = files``: plans/<cycle>.json beside the states."""
+    url = (tmp_path / "ckpt").as_uri()
+    plan_log_round_trip(url, "group/topic", lambda pipeline_id: FilePlans(Checkpoints(url, pipeline_id)))
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "group~2ftopic~2fother" / "plans").iterdir()) == [
+        "000000000001.json"]
 
 
 class _CheckedCommits(MemorySource):
