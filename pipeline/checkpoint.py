@@ -192,7 +192,7 @@ class Checkpoints:
         for cycle in reversed(self._listed(self._states, "ckpt")):
             path = join(self._states, f"{cycle:012d}.ckpt")
             with self._fs.open(path, "rb") as f:
-                return _decode(f.read(), path)
+                return decode(f.read(), path)
         return None
 
     def plans_after(self, cycle: int) -> list[CyclePlan]:
@@ -267,7 +267,8 @@ def encode(snapshot: Snapshot) -> bytes:
     return out.getvalue()
 
 
-def _decode(raw: bytes, path: str) -> Snapshot:
+def decode(raw: bytes, path: str) -> Snapshot:
+    """The snapshot in ``encode``'s bytes (``path`` names them in errors)."""
     if raw[:len(MAGIC)] != MAGIC:
         raise CheckpointError(f"checkpoint {path}: not a checkpoint file (bad magic)")
     pos = len(MAGIC)

@@ -22,13 +22,23 @@ from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
 from clickstream.store.embedded import EmbeddedStore
 from pipeline import Pipeline
-from pipeline.checkpoint import Checkpoints, CyclePlan, FilePlans, PlanLog, Snapshot, StorePlans
+from pipeline.checkpoint import (
+    Checkpoints,
+    CyclePlan,
+    FilePlans,
+    PlanLog,
+    Snapshot,
+    StorePlans,
+    decode,
+    encode,
+)
 from pipeline.graph import PipelineError
 from pipeline.operators.windows import WindowState
 from pipeline.sources.memory import MemorySource
 from producer.sender import records
 from tests.pipeline.conftest import COMPARED, assert_tables_equal, dump_sqlite, recount
 from tests.pipeline.test_integration import make_clicks, remove_archive
+from tests.pipeline.test_operators import T0, _clicks, _process
 
 
 def _plan(cycle: int) -> CyclePlan:
@@ -161,3 +171,20 @@ def test_a_state_that_cannot_be_written_stops_the_pipeline_naming_the_file(tmp_p
                                                 r"checkpoints: gave up after 2 s"):
             pipe.run()
     assert any(s.startswith("waiting for checkpoints: CheckpointError") for s in statuses), set(statuses)
+
+
+def test_an_encoded_state_is_a_copy_later_cycles_cannot_change(tmp_path: Path) -> None:
+    """The bytes handed to the writer thread restore the state as it was when they were
+    taken, however the live state changes while they wait to be written."""
+    clicks = _clicks()
+    live, twin = WindowState(), WindowState()
+    for state in (live, twin):
+        state.add_counts(_process(clicks[:200], tmp_path).counts)
+        state.finalize(T0 + 350_000)
+    meta, tables = live.snapshot()
+    body = encode(Snapshot(7, {"window": meta}, tables))
+    live.add_counts(_process(clicks[200:], tmp_path, finalized_ms=live.finalized_ms, start=200).counts)
+    live.finalize(T0 + 500_000)
+    live.snapshot()  # merges its count frames again
+    saved = decode(body, "test")
+    assert WindowState.restore(saved.meta["window"], saved.tables).finalize_all() == twin.finalize_all()
