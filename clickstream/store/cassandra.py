@@ -216,7 +216,13 @@ class CassandraStore:
         with self._lock:
             prepared = self._prepared.get(key)
             if prepared is None:
-                prepared = self._prepared[key] = self._session.prepare(statement)
+                try:
+                    prepared = self._prepared[key] = self._session.prepare(statement)
+                except InvalidRequest as exc:
+                    if not any(m in str(exc) for m in ("unconfigured table", "does not exist")):
+                        raise
+                    raise StoreError(f"keyspace {self._keyspace} has no table {key[1]} (made by an older "
+                                     "version?): apply the schema with `clickstream schema`") from None
             return prepared
 
     def upsert(self, table_name: str, rows: Sequence[Row]) -> int:

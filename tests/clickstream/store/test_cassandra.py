@@ -172,3 +172,20 @@ def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
 
 def test_pipeline_plans_round_trip(cassandra_store, unique_name: str) -> None:
     pipeline_plans_round_trip(cassandra_store, unique_name)
+
+
+def test_a_table_missing_from_an_older_keyspace_is_named_with_the_fix(isolated_cassandra_settings) -> None:
+    from clickstream.store import StoreError
+    from clickstream.store.cassandra import CassandraStore
+
+    cluster, session = connect(isolated_cassandra_settings, isolated_cassandra_settings.cassandra_keyspace)
+    try:
+        session.execute("DROP TABLE pipeline_plans", timeout=60)
+    finally:
+        cluster.shutdown()
+    store = CassandraStore(isolated_cassandra_settings)
+    try:
+        with pytest.raises(StoreError, match=r"has no table pipeline_plans .*clickstream schema"):
+            store.select("pipeline_plans", {"pipeline": "p"})
+    finally:
+        store.close()
