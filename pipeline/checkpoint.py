@@ -97,9 +97,11 @@ def safe_name(pipeline_id: str) -> str:
 
 
 class PlanLog(Protocol):
-    """Where cycle plans are logged; ``where`` names it in messages."""
+    """Where cycle plans are logged; ``where`` names it in messages, ``step`` in status
+    lines (``store (plan log)`` or ``checkpoints (plan log)``: what a pipeline waits for)."""
 
     where: str
+    step: str
 
     def log(self, plan: CyclePlan) -> None: ...
 
@@ -121,6 +123,7 @@ class StorePlans:
         self._store = store
         self._key = {"pipeline": pipeline_id}
         self.where = f"table pipeline_plans, pipeline {pipeline_id!r}"
+        self.step = "store (plan log)"
 
     def log(self, plan: CyclePlan) -> None:
         self._store.upsert("pipeline_plans", [{**self._key, "cycle": plan.cycle,
@@ -161,10 +164,13 @@ class Checkpoints:
         return f"{self.url}/state/{cycle:012d}.ckpt"
 
     def save_encoded(self, cycle: int, body: bytes) -> None:
-        """Write ``encode``'s bytes of the state of ``cycle``, then prune the older states and
-        the plans they covered (only now: until this state is whole, the older ones serve)."""
+        """Write ``encode``'s bytes of the state of ``cycle``, then ``prune``."""
+        self.write_state(cycle, body)
+        self.prune()
+
+    def write_state(self, cycle: int, body: bytes) -> None:
+        """Write ``encode``'s bytes of the state of ``cycle`` (atomic: whole or not there)."""
         self._write(self._states, f"{cycle:012d}.ckpt", body)
-        self._prune()
 
     def _write(self, folder: str, name: str, body: bytes) -> None:
         final = join(folder, name)
@@ -179,7 +185,9 @@ class Checkpoints:
         except Exception as exc:
             raise CheckpointError(f"checkpoint {self.url}: writing {name} failed: {exc}") from exc
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Drop all but the ``KEEP_STATES`` newest states and the plans the oldest kept one
+        covers (only once a new state is whole: until then the older ones serve)."""
         states = self._listed(self._states, "ckpt")
         for cycle in states[:-KEEP_STATES]:
             self._fs.rm(join(self._states, f"{cycle:012d}.ckpt"))
@@ -224,6 +232,7 @@ class FilePlans:
         self._ck = checkpoints
         self._folder = join(checkpoints._root, "plans")
         self.where = f"{checkpoints.url}/plans"
+        self.step = "checkpoints (plan log)"
 
     def log(self, plan: CyclePlan) -> None:
         self._ck._write(self._folder, f"{plan.cycle:012d}.json", plan.to_json())

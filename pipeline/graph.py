@@ -300,7 +300,9 @@ class Pipeline:
         for step in (self._step, self._snapshots.step):
             if step is not None and time.monotonic() - step[1] >= STALL_S:
                 return f"waiting for {step[0]}: no answer for {time.monotonic() - step[1]:.0f} s"
-        return self._snapshots.waiting or self._status
+        if self._status.startswith("waiting") or self._snapshots.waiting is None:
+            return self._status  # what the cycles wait for first, then what the state writer does
+        return self._snapshots.waiting
 
     def progress(self) -> PipelineProgress:
         """Counters, lag, watermark, phase timings and latency of the current (or last) run."""
@@ -389,7 +391,7 @@ class Pipeline:
             offsets = self._retry("kafka", self.source.committed)
             run = _RunState(WindowState(), 0, dict(offsets), {}, 0, deque())
             # plans left by a removed checkpoint folder are no plans of this run
-            self._retry("checkpoints", self.checkpoints.plans.clear)
+            self._retry(self.checkpoints.plans.step, self.checkpoints.plans.clear)
             self._land_snapshot(run, wait=True)  # (a write a failed run() left behind)
             self._checkpoint(run)  # what a crash before the first real checkpoint resumes from:
             self._land_snapshot(run, wait=True)  # landed before any cycle runs
@@ -401,7 +403,7 @@ class Pipeline:
                             {int(p): int(o) for p, o in meta["next_offsets"].items()},
                             {int(p): int(t) for p, t in meta["max_ts_ms"].items()},
                             int(meta["watermark_ms"]),
-                            deque(self._retry("checkpoints",
+                            deque(self._retry(self.checkpoints.plans.step,
                                               lambda: self.checkpoints.plans_after(snap.cycle))))
             run.checkpointed_cycle = snap.cycle
             self._retry("dead letters",
@@ -437,7 +439,7 @@ class Pipeline:
                          {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch))
                           for p in with_data},
                          dict(ends), run.state.finalized_ms)
-        self._retry("checkpoints", lambda: self.checkpoints.log_plan(plan))
+        self._retry(self.checkpoints.plans.step, lambda: self.checkpoints.log_plan(plan))
         return plan
 
     def _tasks(self, plan: CyclePlan) -> list[BatchTask]:
@@ -675,9 +677,10 @@ class _Landed:
 
 
 class _SnapshotWriter:
-    """Writes one encoded snapshot at a time on its own thread (``Checkpoints.save_encoded``),
-    retrying transient failures as ``Pipeline._retry`` does; ``waiting`` / ``step`` say what
-    it waits for, for ``Pipeline.status``. The driver collects the outcome at a boundary."""
+    """Writes one encoded snapshot at a time on its own thread (``Checkpoints.write_state``,
+    then ``prune``), retrying transient failures as ``Pipeline._retry`` does; ``waiting`` /
+    ``step`` say what it waits for, for ``Pipeline.status``. The driver collects the outcome
+    (``collect``) at a cycle boundary."""
 
     def __init__(self, checkpoints: Checkpoints, outage_timeout_s: float) -> None:
         self._checkpoints = checkpoints
@@ -702,22 +705,29 @@ class _SnapshotWriter:
 
     def _write(self, cycle: int, body: bytes, offsets: dict[int, int]) -> None:
         path = self._checkpoints.state_path(cycle)
+        plans = self._checkpoints.plans.step
         t0 = time.monotonic()
+        failed = f"checkpoint {path} not written"
+        try:
+            self._retry("checkpoints", f"checkpoints (writing {path})",
+                        partial(self._checkpoints.write_state, cycle, body))
+            failed = f"checkpoint {path} written, but pruning the states and plans before it failed"
+            self._retry(plans, f"{plans} (pruning)", self._checkpoints.prune)
+            self._landed = _Landed(cycle, offsets, time.monotonic() - t0)
+        except Exception as exc:
+            self._error = PipelineError(f"{failed}: {exc}")
+        finally:
+            self.waiting = None
 
+    def _retry(self, what: str, doing: str, step: Callable[[], None]) -> None:
         def attempt() -> None:
-            self.step = (f"checkpoints (writing {path})", time.monotonic())
+            self.step = (doing, time.monotonic())
             try:
-                self._checkpoints.save_encoded(cycle, body)
+                step()
             finally:
                 self.step = None
 
-        try:
-            retry_transient("checkpoints", attempt, self._timeout_s, self._set_waiting)
-            self._landed = _Landed(cycle, offsets, time.monotonic() - t0)
-        except Exception as exc:
-            self._error = PipelineError(f"checkpoint {path} not written: {exc}")
-        finally:
-            self.waiting = None
+        retry_transient(what, attempt, self._timeout_s, self._set_waiting)
 
     def _set_waiting(self, status: str | None) -> None:
         self.waiting = status
