@@ -424,8 +424,9 @@ class Pipeline:
             starts = {p: r[0] for p, r in plan.ranges.items()}
             if (plan.cycle != run.cycle + 1 or plan.finalized_ms != run.state.finalized_ms
                     or any(run.next_offsets.get(p) != s for p, s in starts.items())):
-                raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} does "
-                                    f"not follow the restored state (cycle {run.cycle})")
+                raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} "
+                                    f"({self.checkpoints.plans.where}) does not follow the restored "
+                                    f"state (cycle {run.cycle})")
             run.summary.replayed_cycles += 1
             return plan
         ends = self._retry("kafka", self.source.end_offsets)
