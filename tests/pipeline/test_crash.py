@@ -68,7 +68,7 @@ def _dead_letters(settings: Settings, at_least: int) -> list:
     return got
 
 
-def _writing_state(checkpoints: Checkpoints) -> bool:
+def writing_state(checkpoints: Checkpoints) -> bool:
     """A state file is being written (its temporary file is there, not renamed yet)."""
     fs, root = filesystem(checkpoints.url + "/state")
     return fs.exists(root) and any("_tmp-" in f for f in fs.ls(root, detail=False))
@@ -177,7 +177,7 @@ def test_sigkill_while_a_state_is_written_then_finish_gives_exact_outputs(
 
     def wait(kill: int, _rng: random.Random) -> None:
         before = _newest_cycle(checkpoints)
-        if _until(lambda: _newest_cycle(checkpoints) > before and _writing_state(checkpoints)):
+        if _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints)):
             mid_write.append(kill)
 
     _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS_MID_WRITE, wait, tmp_path)
