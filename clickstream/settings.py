@@ -224,6 +224,10 @@ class Settings:
         ("kafka-python", "confluent-kafka"))
     checkpoint_url: str = _opt("", "where the pipeline checkpoints its state and logs its cycles, an "
                                "fsspec URL (default: <archive>/_checkpoints)", "stream")
+    checkpoint_plan_log: str = _opt(
+        "store", "where the pipeline logs each cycle's plan before it runs: 'store' (table "
+        "pipeline_plans, milliseconds) or 'files' (plans/<cycle>.json under checkpoint_url; ~0.5 s "
+        "a cycle on HDFS)", "stream", ("store", "files"))
     checkpoint_interval_s: float = _opt(2.0, "seconds between state checkpoints (every cycle is "
                                         "logged before it runs, so a restart redoes at most this much)",
                                         "stream")

@@ -1,25 +1,33 @@
 """The pipeline's checkpoints: a log of cycle plans and snapshots of its state.
 
-Layout under ``<checkpoint root>/<pipeline id>/`` (any fsspec URL: a local folder on the
+Plans (``PlanLog``), one per cycle, logged BEFORE its tasks run: the offset range per
+partition, the partitions' end offsets and the lateness threshold the cycle uses. By
+default in the pipeline's store (``StorePlans``: table ``pipeline_plans``, keyed by
+pipeline id and cycle; one upsert, milliseconds, as durable as the window rows), or with
+``checkpoint_plan_log = files`` as ``plans/<cycle>.json`` files beside the states
+(``FilePlans``; on HDFS every file close costs ~0.5 s, paid before each cycle).
+
+States under ``<checkpoint root>/<pipeline id>/`` (any fsspec URL: a local folder on the
 embedded stack, HDFS beside the archive on the local one)::
 
-    plans/<cycle>.json     one per cycle, written BEFORE its tasks run: the offset range
-                           per partition, the partitions' end offsets and the lateness
-                           threshold the cycle uses
-    state/<cycle>.ckpt     after the cycle's outputs were flushed: the window state, the
-                           watermark inputs, the next offsets and the dead-letter sink's
-                           position, all in one file
+    state/<cycle>.ckpt     the window state, the watermark inputs, the next offsets and the
+                           dead-letter sink's position after cycle <cycle>'s outputs were
+                           flushed, all in one file
+    plans/<cycle>.json     the plans, with checkpoint_plan_log = files
 
-Both are written under a temporary name and renamed, so a reader sees a whole file or
-none. A restart loads the newest state, then runs again, in order, every plan logged after
-it: same ranges, same threshold, same state, hence the same window rows, archive files
-and dead letters, which overwrite (or are skipped, for dead letters) what the killed run
+Files are written under a temporary name and renamed, so a reader sees a whole file or
+none. A state is taken (and encoded to bytes) at a cycle boundary, then written while
+the next cycles run (``pipeline.graph``); until it has landed, the previous state and the
+plans after it are kept, so a crash at any moment finds a state and every plan after it.
+A restart loads the newest state, then runs again, in order, every plan logged after it:
+same ranges, same threshold, same state, hence the same window rows, archive files and
+dead letters, which overwrite (or are skipped, for dead letters) what the killed run
 wrote. Nothing is read twice as late, and no output comes out twice.
 
 Size: a plan is a few hundred bytes; a state file holds the open windows' per-key counts
 (at most ``allowed_lateness_ms`` + 60 s of event time), 30 sliding buckets per metric and
-the trending baselines; both kinds are pruned to the newest ``KEEP_STATES`` states and the
-plans after the oldest kept state.
+the trending baselines. Once a state has landed, states are pruned to the newest
+``KEEP_STATES`` and plans to those after the oldest kept state.
 """
 
 from __future__ import annotations
@@ -27,15 +35,17 @@ from __future__ import annotations
 import io
 import re
 import struct
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from clickstream.archive import filesystem, join
+from clickstream.store import Store
 
 MAGIC = b"CLKCKPT1"
 KEEP_STATES = 2
@@ -86,31 +96,87 @@ def safe_name(pipeline_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else f"~{ord(ch):02x}" for ch in pipeline_id)
 
 
-class Checkpoints:
-    """Plans and snapshots of one pipeline. Blocking I/O; every write is atomic (rename)."""
+class PlanLog(Protocol):
+    """Where cycle plans are logged; ``where`` names it in messages, ``step`` in status
+    lines (``store (plan log)`` or ``checkpoints (plan log)``: what a pipeline waits for)."""
 
-    def __init__(self, root_url: str, pipeline_id: str) -> None:
+    where: str
+    step: str
+
+    def log(self, plan: CyclePlan) -> None: ...
+
+    def after(self, cycle: int) -> list[CyclePlan]:
+        """The plans of cycles after ``cycle``, in order."""
+        ...
+
+    def prune(self, up_to_cycle: int) -> None:
+        """Forget the plans of cycles up to ``up_to_cycle`` (inclusive)."""
+        ...
+
+    def clear(self) -> None: ...
+
+
+class StorePlans:
+    """The plan log in the store's ``pipeline_plans`` table (one partition per pipeline)."""
+
+    def __init__(self, store: Store, pipeline_id: str) -> None:
+        self._store = store
+        self._key = {"pipeline": pipeline_id}
+        self.where = f"table pipeline_plans, pipeline {pipeline_id!r}"
+        self.step = "store (plan log)"
+
+    def log(self, plan: CyclePlan) -> None:
+        self._store.upsert("pipeline_plans", [{**self._key, "cycle": plan.cycle,
+                                               "plan": plan.to_json().decode(), "logged_ms": _now_ms()}])
+
+    def after(self, cycle: int) -> list[CyclePlan]:
+        rows = self._store.select("pipeline_plans", self._key, start=cycle + 1)
+        return [CyclePlan.from_json(r["plan"].encode()) for r in rows]
+
+    def prune(self, up_to_cycle: int) -> None:
+        self._store.delete_partition("pipeline_plans", self._key, end=up_to_cycle + 1)
+
+    def clear(self) -> None:
+        self._store.delete_partition("pipeline_plans", self._key)
+
+
+class Checkpoints:
+    """States (and, by default, plans) of one pipeline. Blocking I/O; every file write is
+    atomic (rename). ``plans``: where plans are logged (default: files beside the states)."""
+
+    def __init__(self, root_url: str, pipeline_id: str, plans: PlanLog | None = None) -> None:
         self.url = f"{root_url.rstrip('/')}/{safe_name(pipeline_id)}"
         self._fs, self._root = filesystem(self.url)
-        self._plans = join(self._root, "plans")
         self._states = join(self._root, "state")
+        self.plans = plans if plans is not None else FilePlans(self)
 
     # -- writing -----------------------------------------------------------------------
     def log_plan(self, plan: CyclePlan) -> None:
-        self._write(self._plans, f"{plan.cycle:012d}.json", plan.to_json())
+        self.plans.log(plan)
 
     def save(self, snapshot: Snapshot) -> int:
         """Write the state of ``snapshot.cycle``, then prune; returns the file's size in bytes."""
-        body = _encode(snapshot)
-        self._write(self._states, f"{snapshot.cycle:012d}.ckpt", body)
-        self._prune()
+        body = encode(snapshot)
+        self.save_encoded(snapshot.cycle, body)
         return len(body)
 
+    def state_path(self, cycle: int) -> str:
+        return f"{self.url}/state/{cycle:012d}.ckpt"
+
+    def save_encoded(self, cycle: int, body: bytes) -> None:
+        """Write ``encode``'s bytes of the state of ``cycle``, then ``prune``."""
+        self.write_state(cycle, body)
+        self.prune()
+
+    def write_state(self, cycle: int, body: bytes) -> None:
+        """Write ``encode``'s bytes of the state of ``cycle`` (atomic: whole or not there)."""
+        self._write(self._states, f"{cycle:012d}.ckpt", body)
+
     def _write(self, folder: str, name: str, body: bytes) -> None:
-        self._fs.makedirs(folder, exist_ok=True)
         final = join(folder, name)
         tmp = join(folder, f"_tmp-{uuid.uuid4().hex[:8]}-{name}")
         try:
+            self._fs.makedirs(folder, exist_ok=True)
             with self._fs.open(tmp, "wb") as out:
                 out.write(body)
             if self._fs.exists(final):
@@ -119,14 +185,14 @@ class Checkpoints:
         except Exception as exc:
             raise CheckpointError(f"checkpoint {self.url}: writing {name} failed: {exc}") from exc
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Drop all but the ``KEEP_STATES`` newest states and the plans the oldest kept one
+        covers (only once a new state is whole: until then the older ones serve)."""
         states = self._listed(self._states, "ckpt")
         for cycle in states[:-KEEP_STATES]:
             self._fs.rm(join(self._states, f"{cycle:012d}.ckpt"))
         oldest_kept = states[-KEEP_STATES:][0] if states else 0
-        for cycle in self._listed(self._plans, "json"):
-            if cycle <= oldest_kept:
-                self._fs.rm(join(self._plans, f"{cycle:012d}.json"))
+        self.plans.prune(oldest_kept)
 
     # -- reading -----------------------------------------------------------------------
     def latest(self) -> Snapshot | None:
@@ -134,20 +200,15 @@ class Checkpoints:
         for cycle in reversed(self._listed(self._states, "ckpt")):
             path = join(self._states, f"{cycle:012d}.ckpt")
             with self._fs.open(path, "rb") as f:
-                return _decode(f.read(), path)
+                return decode(f.read(), path)
         return None
 
     def plans_after(self, cycle: int) -> list[CyclePlan]:
         """Plans logged after ``cycle``, in order (the cycles a restart runs again)."""
-        out = []
-        for n in self._listed(self._plans, "json"):
-            if n > cycle:
-                with self._fs.open(join(self._plans, f"{n:012d}.json"), "rb") as f:
-                    out.append(CyclePlan.from_json(f.read()))
-        return out
+        return self.plans.after(cycle)
 
     def remove_stale_tmp(self) -> None:
-        for folder in (self._plans, self._states):
+        for folder in (join(self._root, "plans"), self._states):
             if self._fs.exists(folder):
                 for path in self._fs.ls(folder, detail=False):
                     if path.rsplit("/", 1)[-1].startswith("_tmp-"):
@@ -164,7 +225,41 @@ class Checkpoints:
         return sorted(out)
 
 
-def _encode(snapshot: Snapshot) -> bytes:
+class FilePlans:
+    """The plan log as ``plans/<cycle>.json`` files in a ``Checkpoints`` folder."""
+
+    def __init__(self, checkpoints: Checkpoints) -> None:
+        self._ck = checkpoints
+        self._folder = join(checkpoints._root, "plans")
+        self.where = f"{checkpoints.url}/plans"
+        self.step = "checkpoints (plan log)"
+
+    def log(self, plan: CyclePlan) -> None:
+        self._ck._write(self._folder, f"{plan.cycle:012d}.json", plan.to_json())
+
+    def after(self, cycle: int) -> list[CyclePlan]:
+        out = []
+        for n in self._ck._listed(self._folder, "json"):
+            if n > cycle:
+                with self._ck._fs.open(join(self._folder, f"{n:012d}.json"), "rb") as f:
+                    out.append(CyclePlan.from_json(f.read()))
+        return out
+
+    def prune(self, up_to_cycle: int) -> None:
+        for n in self._ck._listed(self._folder, "json"):
+            if n <= up_to_cycle:
+                self._ck._fs.rm(join(self._folder, f"{n:012d}.json"))
+
+    def clear(self) -> None:
+        self.prune(2**62)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    """The bytes of a state file: a copy, whatever later happens to the snapshot's tables."""
     names = sorted(snapshot.tables)
     meta = orjson.dumps({"cycle": snapshot.cycle, "meta": snapshot.meta, "tables": names})
     out = io.BytesIO()
@@ -181,7 +276,8 @@ def _encode(snapshot: Snapshot) -> bytes:
     return out.getvalue()
 
 
-def _decode(raw: bytes, path: str) -> Snapshot:
+def decode(raw: bytes, path: str) -> Snapshot:
+    """The snapshot in ``encode``'s bytes (``path`` names them in errors)."""
     if raw[:len(MAGIC)] != MAGIC:
         raise CheckpointError(f"checkpoint {path}: not a checkpoint file (bad magic)")
     pos = len(MAGIC)

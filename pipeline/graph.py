@@ -9,29 +9,41 @@ Graph::
 
 Cycle k, overlapped with the flush of cycle k-1::
 
-    plan k  (ranges, end offsets, lateness threshold)  -> logged in the checkpoint folder
+    collect a landed state: commit its offsets to Kafka (or raise its write's failure)
+    plan k  (ranges, end offsets, lateness threshold)  -> logged in the store (milliseconds)
     dispatch k's tasks                                  -> the workers fetch and decode ...
     flush k-1: dead letters, window rows, metrics       ... while the driver writes these
-    checkpoint (every checkpoint_interval_s) + commit   ... and saves its state
+    snapshot k-1 (every checkpoint_interval_s)          ... and takes its state (encoded bytes),
+                                                            handed to the writer thread
     wait for k's partials, merge, advance the watermark, finalize windows (vectorised)
+
+    writer thread: state/<k-1>.ckpt written (retried like any step), then older states and
+    the plans they cover pruned; at most one write in flight: a boundary that finds one
+    still in flight (or landed but not collected) takes no snapshot, the next due one does
 
 Watermark: per partition, the max event time seen; the pipeline's watermark is the
 minimum over partitions that still had unread records when the cycle was planned
 (caught-up partitions do not hold it back) minus ``allowed_lateness_ms``; it never goes back.
 
-A clean stop (Ctrl-C, ``--until-idle-s``, ``--max-clicks``, ``stop()``) checkpoints, then
-writes every open window as it stands; a restart reopens those windows (their rows are
-rewritten when final), so stopping never makes a click late.
+A clean stop (Ctrl-C, ``--until-idle-s``, ``--max-clicks``, ``stop()``) waits for the state
+in flight, checkpoints and waits for that state to land, then writes every open window as
+it stands; a restart reopens those windows (their rows are rewritten when final), so
+stopping never makes a click late.
 
-Exactly once (see ``pipeline.checkpoint``): a restart loads the newest checkpoint (window
-state, watermark, offsets, dead-letter position) and first runs again every cycle logged
-after it, with the same plan, so window rows, late counts, archive files and dead letters
-come out as if the process had never died. Offsets are committed to Kafka at every
-checkpoint, for tools that watch the group; the checkpoint is where a restart resumes.
+Exactly once (see ``pipeline.checkpoint``): a restart loads the newest state that landed
+(window state, watermark, offsets, dead-letter position) and first runs again every cycle
+logged after it, with the same plan, so window rows, late counts, archive files and dead
+letters come out as if the process had never died. A state is taken only after every
+output of the cycles it covers was flushed; while it is written the older state and the
+plans after it stay, so a crash mid-write resumes from the older one. Offsets are committed
+to Kafka once a state has landed (never before), for tools that watch the group; the
+checkpoint is where a restart resumes. A state write that fails for good (after
+``outage_timeout_s``) stops the pipeline with a ``PipelineError`` naming the state file.
 
 Outages: a step that fails because Kafka, the store or the archive is unreachable is
 retried with backoff (no new cycle starts meanwhile, so memory stays bounded) for up to
-``outage_timeout_s``; ``status()`` says what it waits for.
+``outage_timeout_s``; ``status()`` says what it waits for. A state write is retried the
+same way on the writer's thread while cycles go on (their plans stay in the log).
 """
 
 from __future__ import annotations
@@ -56,7 +68,7 @@ from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
 from clickstream.store import Store, open_store
 from clickstream.store.cassandra import REFUSALS as CASSANDRA_REFUSALS
-from pipeline.checkpoint import CheckpointError, Checkpoints, CyclePlan, Snapshot
+from pipeline.checkpoint import CheckpointError, Checkpoints, CyclePlan, Snapshot, StorePlans, encode
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES, Aggregate
 from pipeline.operators.windows import WindowRows, WindowState
 from pipeline.sinks.archive import remove_stale_tmp
@@ -198,7 +210,9 @@ class Pipeline:
             self._owned.append(store)
         self.store_sink = StoreSink(store, self.pipeline_id)
         self.metrics = MetricsSink(self.store_sink, self.pipeline_id)
-        self.checkpoints = Checkpoints(settings.checkpoints, self.pipeline_id)
+        plans = StorePlans(store, self.pipeline_id) if settings.checkpoint_plan_log == "store" else None
+        self.checkpoints = Checkpoints(settings.checkpoints, self.pipeline_id, plans)
+        self._snapshots = _SnapshotWriter(self.checkpoints, settings.outage_timeout_s)
         self.client = client if client is not None else self._own_client(settings)
         self.client.run(_warm_worker)
         self._stop = threading.Event()
@@ -283,10 +297,12 @@ class Pipeline:
 
     def status(self) -> str:
         """``running``, ``idle``, ``waiting for <what>: <error or silence>`` or ``stopped``."""
-        step = self._step
-        if step is not None and time.monotonic() - step[1] >= STALL_S:
-            return f"waiting for {step[0]}: no answer for {time.monotonic() - step[1]:.0f} s"
-        return self._status
+        for step in (self._step, self._snapshots.step):
+            if step is not None and time.monotonic() - step[1] >= STALL_S:
+                return f"waiting for {step[0]}: no answer for {time.monotonic() - step[1]:.0f} s"
+        if self._status.startswith("waiting") or self._snapshots.waiting is None:
+            return self._status  # what the cycles wait for first, then what the state writer does
+        return self._snapshots.waiting
 
     def progress(self) -> PipelineProgress:
         """Counters, lag, watermark, phase timings and latency of the current (or last) run."""
@@ -344,12 +360,14 @@ class Pipeline:
         return self._stop_cleanly(run, t0)
 
     def _stop_cleanly(self, run: _RunState, t0: float) -> RunSummary:
-        """A checkpoint and all consumed offsets committed, then every open window written.
+        """A checkpoint landed and all consumed offsets committed, then every open window written.
 
         The checkpoint is taken before the open windows are closed: a restart reopens them
         and rewrites their rows when they are final, so a clean stop makes no click late.
         """
+        self._land_snapshot(run, wait=True)  # the write in flight, so that the last one is not skipped
         self._flush(run, checkpoint=True)
+        self._land_snapshot(run, wait=True)
         rows = run.state.finalize_all()
         run.pending.append(_Finished(run.cycle, rows, None))
         run.checkpointed_cycle = run.cycle  # what finalize_all did is not to be checkpointed
@@ -372,7 +390,11 @@ class Pipeline:
         if snap is None:
             offsets = self._retry("kafka", self.source.committed)
             run = _RunState(WindowState(), 0, dict(offsets), {}, 0, deque())
-            self._checkpoint(run)  # what a crash before the first real checkpoint resumes from
+            # plans left by a removed checkpoint folder are no plans of this run
+            self._retry(self.checkpoints.plans.step, self.checkpoints.plans.clear)
+            self._land_snapshot(run, wait=True)  # (a write a failed run() left behind)
+            self._checkpoint(run)  # what a crash before the first real checkpoint resumes from:
+            self._land_snapshot(run, wait=True)  # landed before any cycle runs
             log.info("pipeline %s: topic %s from committed offsets %s (no checkpoint yet)",
                      self.pipeline_id, self.source.topic, offsets)
         else:
@@ -381,7 +403,7 @@ class Pipeline:
                             {int(p): int(o) for p, o in meta["next_offsets"].items()},
                             {int(p): int(t) for p, t in meta["max_ts_ms"].items()},
                             int(meta["watermark_ms"]),
-                            deque(self._retry("checkpoints",
+                            deque(self._retry(self.checkpoints.plans.step,
                                               lambda: self.checkpoints.plans_after(snap.cycle))))
             run.checkpointed_cycle = snap.cycle
             self._retry("dead letters",
@@ -394,14 +416,17 @@ class Pipeline:
         return run
 
     def _next_plan(self, run: _RunState, remaining: int | None) -> CyclePlan | None:
-        """A logged cycle to run again, or a new plan (logged before it runs), or None."""
+        """A logged cycle to run again, or a new plan (logged before it runs), or None.
+        First commits the offsets of a snapshot that landed since (or raises its failure)."""
+        self._land_snapshot(run, wait=False)
         if run.replay:
             plan = run.replay.popleft()
             starts = {p: r[0] for p, r in plan.ranges.items()}
             if (plan.cycle != run.cycle + 1 or plan.finalized_ms != run.state.finalized_ms
                     or any(run.next_offsets.get(p) != s for p, s in starts.items())):
-                raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} does "
-                                    f"not follow the restored state (cycle {run.cycle})")
+                raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} "
+                                    f"({self.checkpoints.plans.where}) does not follow the restored "
+                                    f"state (cycle {run.cycle})")
             run.summary.replayed_cycles += 1
             return plan
         ends = self._retry("kafka", self.source.end_offsets)
@@ -415,7 +440,7 @@ class Pipeline:
                          {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch))
                           for p in with_data},
                          dict(ends), run.state.finalized_ms)
-        self._retry("checkpoints", lambda: self.checkpoints.log_plan(plan))
+        self._retry(self.checkpoints.plans.step, lambda: self.checkpoints.log_plan(plan))
         return plan
 
     def _tasks(self, plan: CyclePlan) -> list[BatchTask]:
@@ -568,6 +593,17 @@ class Pipeline:
             self._checkpoint(run)
 
     def _checkpoint(self, run: _RunState) -> None:
+        """Snapshot the state at this cycle boundary and write it on the writer's thread.
+
+        Taken here, synchronously: the window state, offsets, watermark and dead-letter
+        position, encoded to bytes (a copy later cycles cannot touch). Written while the
+        next cycles run; at most one write in flight: while the previous one is still being
+        written this boundary is skipped (the next one takes the snapshot; waiting would put
+        the write back on the critical path). Kafka commit and pruning follow the landing.
+        """
+        self._land_snapshot(run, wait=False)
+        if self._snapshots.busy:
+            return
         meta, tables = run.state.snapshot()
         snapshot = Snapshot(run.cycle, {
             "window": meta,
@@ -577,33 +613,138 @@ class Pipeline:
             "dead_letter": self._retry("dead letters", self.dead_letter.position),
             "topic": self.source.topic,
         }, tables)
-        t0 = time.monotonic()
-        self._retry("checkpoints", lambda: self.checkpoints.save(snapshot))
-        self._timings["checkpoint_s"] = time.monotonic() - t0
-        self._retry("kafka", lambda: self.source.commit(dict(run.next_offsets)))
+        self._snapshots.start(run.cycle, encode(snapshot), dict(run.next_offsets))
         run.checkpointed_cycle = run.cycle
         run.last_checkpoint_s = time.monotonic()
+
+    def _land_snapshot(self, run: _RunState, *, wait: bool) -> None:
+        """If a snapshot landed (``wait``: once the one in flight has), commit its offsets to
+        Kafka; a write that failed for good raises its ``PipelineError`` here."""
+        landed = self._snapshots.collect(wait=wait)
+        if landed is None:
+            return
+        self._timings["checkpoint_s"] = landed.write_s
+        self._retry("kafka", lambda: self.source.commit(landed.offsets))
         run.summary.checkpoints += 1
 
     def _retry(self, what: str, step: Callable[[], T]) -> T:
         """Run ``step``; while it fails, wait (backoff) and run it again, up to ``outage_timeout_s``."""
-        deadline = time.monotonic() + self.settings.outage_timeout_s
-        delay_s = 0.5
-        while True:
+        def attempt() -> T:
             self._step = (what, time.monotonic())
             try:
                 return step()
-            except Exception as exc:
-                if not is_transient(exc) or time.monotonic() > deadline:
-                    raise PipelineError(f"{what}: gave up after {self.settings.outage_timeout_s:.0f} s: "
-                                        f"{type(exc).__name__}: {exc}") from exc
-                self._status = f"waiting for {what}: {type(exc).__name__}: {exc}"
-                log.warning("pipeline: %s unreachable (%s: %s); retrying in %.1f s", what,
-                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay_s)
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 10.0)
             finally:
                 self._step = None
+
+        return retry_transient(what, attempt, self.settings.outage_timeout_s, self._set_waiting)
+
+    def _set_waiting(self, status: str | None) -> None:
+        if status is not None:
+            self._status = status
+
+
+def retry_transient(what: str, step: Callable[[], T], timeout_s: float,
+                    waiting: Callable[[str | None], None]) -> T:
+    """Run ``step``; while it fails transiently (``is_transient``), tell ``waiting`` why, wait
+    (backoff 0.5 s doubling to 10 s) and run it again, up to ``timeout_s``; then, or for a
+    permanent error, raise ``PipelineError``. ``waiting(None)`` once it succeeded after a wait."""
+    deadline = time.monotonic() + timeout_s
+    delay_s = 0.5
+    while True:
+        try:
+            out = step()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() > deadline:
+                raise PipelineError(f"{what}: gave up after {timeout_s:.0f} s: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            waiting(f"waiting for {what}: {type(exc).__name__}: {exc}")
+            log.warning("pipeline: %s unreachable (%s: %s); retrying in %.1f s", what,
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay_s)
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 10.0)
+        else:
+            if delay_s > 0.5:
+                waiting(None)
+            return out
+
+
+@dataclass(frozen=True)
+class _Landed:
+    """A snapshot whose state file is whole (and the older states and plans pruned)."""
+
+    cycle: int
+    offsets: dict[int, int]
+    write_s: float
+
+
+class _SnapshotWriter:
+    """Writes one encoded snapshot at a time on its own thread (``Checkpoints.write_state``,
+    then ``prune``), retrying transient failures as ``Pipeline._retry`` does; ``waiting`` /
+    ``step`` say what it waits for, for ``Pipeline.status``. The driver collects the outcome
+    (``collect``) at a cycle boundary."""
+
+    def __init__(self, checkpoints: Checkpoints, outage_timeout_s: float) -> None:
+        self._checkpoints = checkpoints
+        self._timeout_s = outage_timeout_s
+        self._thread: threading.Thread | None = None
+        self._landed: _Landed | None = None
+        self._error: PipelineError | None = None
+        self.waiting: str | None = None
+        self.step: tuple[str, float] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A write started and not collected yet (in flight, or landed since the last look)."""
+        return self._thread is not None
+
+    def start(self, cycle: int, body: bytes, offsets: dict[int, int]) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a snapshot is started before the previous one was collected")
+        self._thread = threading.Thread(target=self._write, args=(cycle, body, offsets),
+                                        name=f"checkpoint-{cycle}", daemon=True)
+        self._thread.start()
+
+    def _write(self, cycle: int, body: bytes, offsets: dict[int, int]) -> None:
+        path = self._checkpoints.state_path(cycle)
+        plans = self._checkpoints.plans.step
+        t0 = time.monotonic()
+        failed = f"checkpoint {path} not written"
+        try:
+            self._retry("checkpoints", f"checkpoints (writing {path})",
+                        partial(self._checkpoints.write_state, cycle, body))
+            failed = f"checkpoint {path} written, but pruning the states and plans before it failed"
+            self._retry(plans, f"{plans} (pruning)", self._checkpoints.prune)
+            self._landed = _Landed(cycle, offsets, time.monotonic() - t0)
+        except Exception as exc:
+            self._error = PipelineError(f"{failed}: {exc}")
+        finally:
+            self.waiting = None
+
+    def _retry(self, what: str, doing: str, step: Callable[[], None]) -> None:
+        def attempt() -> None:
+            self.step = (doing, time.monotonic())
+            try:
+                step()
+            finally:
+                self.step = None
+
+        retry_transient(what, attempt, self._timeout_s, self._set_waiting)
+
+    def _set_waiting(self, status: str | None) -> None:
+        self.waiting = status
+
+    def collect(self, *, wait: bool) -> _Landed | None:
+        """The snapshot that landed since the last call; None while one is in flight (unless
+        ``wait``) or when none was started. Raises the ``PipelineError`` of a failed write."""
+        thread = self._thread
+        if thread is None or (thread.is_alive() and not wait):
+            return None
+        thread.join()
+        self._thread = None
+        landed, error, self._landed, self._error = self._landed, self._error, None, None
+        if error is not None:
+            raise error
+        return landed
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -22,7 +22,9 @@ class Store(Protocol):
     - ``select`` reads one partition (all partition-key columns given), in clustering
       order (descending for tables declared so), optionally bounded on the first
       clustering column (``start`` inclusive, ``end`` exclusive) and by ``limit``.
-    - ``delete_partition`` removes one partition whole (a batch table's stale ranks).
+    - ``delete_partition`` removes one partition whole (a batch table's stale ranks), or with
+      ``end`` only its rows whose first clustering column is below ``end`` (one range
+      tombstone on Cassandra: the pruned plans of ``pipeline_plans``).
     - ``ping`` raises ``StoreError`` when the backend cannot be reached; ``close`` frees it.
     """
 
@@ -31,7 +33,7 @@ class Store(Protocol):
     def select(self, table: str, partition: Mapping[str, Any], *, start: Any = None,
                end: Any = None, limit: int | None = None) -> list[dict[str, Any]]: ...
 
-    def delete_partition(self, table: str, partition: Mapping[str, Any]) -> None: ...
+    def delete_partition(self, table: str, partition: Mapping[str, Any], *, end: Any = None) -> None: ...
 
     def ping(self) -> None: ...
 

@@ -216,7 +216,13 @@ class CassandraStore:
         with self._lock:
             prepared = self._prepared.get(key)
             if prepared is None:
-                prepared = self._prepared[key] = self._session.prepare(statement)
+                try:
+                    prepared = self._prepared[key] = self._session.prepare(statement)
+                except InvalidRequest as exc:
+                    if not any(m in str(exc) for m in ("unconfigured table", "does not exist")):
+                        raise
+                    raise StoreError(f"keyspace {self._keyspace} has no table {key[1]} (made by an older "
+                                     "version?): apply the schema with `clickstream schema`") from None
             return prepared
 
     def upsert(self, table_name: str, rows: Sequence[Row]) -> int:
@@ -281,10 +287,15 @@ class CassandraStore:
         rows = self._session.execute(stmt, params, timeout=30, execution_profile=READ_PROFILE)
         return [dict(zip(t.column_names, row, strict=True)) for row in rows]
 
-    def delete_partition(self, table_name: str, partition: Mapping[str, Any]) -> None:
+    def delete_partition(self, table_name: str, partition: Mapping[str, Any], *, end: Any = None) -> None:
         t = table(table_name)
-        stmt = self._prepare(("delete", t.name), cql.DELETE_PARTITION[t.name])
-        self._session.execute(stmt, partition_values(t, partition), timeout=30)
+        params: list[Any] = list(partition_values(t, partition))
+        if end is not None and t.clustering:
+            stmt = self._prepare(("delete before", t.name), cql.DELETE_BEFORE[t.name])
+            params.append(end)
+        else:
+            stmt = self._prepare(("delete", t.name), cql.DELETE_PARTITION[t.name])
+        self._session.execute(stmt, params, timeout=30)
 
     def ping(self) -> None:
         self._session.execute(cql.SELECT_RELEASE_VERSION, timeout=5, execution_profile=READ_PROFILE)

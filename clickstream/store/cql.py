@@ -49,10 +49,15 @@ def select_cql(t: Table, *, with_start: bool, with_end: bool, with_limit: bool) 
     return f"SELECT {', '.join(t.column_names)} FROM {t.name} WHERE {where}{limit}"
 
 
-def delete_partition_cql(t: Table) -> str:
+def delete_partition_cql(t: Table, *, with_end: bool = False) -> str:
+    """Delete a partition whole, or (``with_end``) its rows below a first-clustering bound."""
     where = " AND ".join(f"{c} = ?" for c in t.partition_names)
+    if with_end:
+        where += f" AND {t.clustering_names[0]} < ?"
     return f"DELETE FROM {t.name} WHERE {where}"
 
 
 INSERT: dict[str, str] = {name: insert_cql(t) for name, t in TABLES.items()}
 DELETE_PARTITION: dict[str, str] = {name: delete_partition_cql(t) for name, t in TABLES.items()}
+DELETE_BEFORE: dict[str, str] = {name: delete_partition_cql(t, with_end=True)
+                                 for name, t in TABLES.items() if t.clustering}

@@ -85,11 +85,18 @@ class EmbeddedStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"embedded store {self.path}, table {t.name}: {exc}") from None
 
-    def delete_partition(self, table_name: str, partition: Mapping[str, Any]) -> None:
+    def delete_partition(self, table_name: str, partition: Mapping[str, Any], *, end: Any = None) -> None:
         t = table(table_name)
         where = " AND ".join(f"{c} = ?" for c in t.partition_names)
+        params: list[Any] = list(partition_values(t, partition))
+        if end is not None and t.clustering:
+            where += f" AND {t.clustering_names[0]} < ?"
+            params.append(end)
         with self._lock:
-            self._conn.execute(f"DELETE FROM {t.name} WHERE {where}", partition_values(t, partition))
+            try:
+                self._conn.execute(f"DELETE FROM {t.name} WHERE {where}", params)
+            except sqlite3.Error as exc:
+                raise StoreError(f"embedded store {self.path}, table {t.name}: {exc}") from None
 
     def ping(self) -> None:
         if not self.path.exists():

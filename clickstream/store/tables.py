@@ -20,6 +20,9 @@ each other's rows:
   (``ts_ms`` is that row's, so the two join; the rows of one ``ts_ms`` sum to the total lag).
 - ``pipeline_state``: per pipeline and topic, the event time up to which every window is
   final and written (what the dashboard shows as the watermark).
+- ``pipeline_plans``: per pipeline, its cycle plans by cycle (``plan``: the JSON of
+  ``pipeline.checkpoint.CyclePlan``), each logged before its cycle runs and deleted once a
+  state snapshot after it has landed; a restart runs again the plans after its snapshot.
 - ``pipeline_registry``: every pipeline that wrote (``scope = 'all'``), newest update per
   pipeline, so a reader can list them and pick one.
 - ``window_totals.final``: 1 once the watermark passed the window's end; 0 for the
@@ -108,6 +111,7 @@ PARTITION_LAG = _table("partition_lag", "pipeline:text day:text", "ts_ms:bigint 
                        "lag_records:bigint next_offset:bigint end_offset:bigint", desc=True)
 PIPELINE_STATE = _table("pipeline_state", "pipeline:text", "topic:text",
                         "finalized_ms:bigint updated_ms:bigint")
+PIPELINE_PLANS = _table("pipeline_plans", "pipeline:text", "cycle:bigint", "plan:text logged_ms:bigint")
 PIPELINE_REGISTRY = _table("pipeline_registry", "scope:text", "pipeline:text",
                            "topic:text updated_ms:bigint")
 
@@ -132,7 +136,7 @@ RECONCILE_RUNS = _table("reconcile_runs", "pipeline:text", "started_ms:bigint ru
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     WINDOW_COUNTS, WINDOW_TOPN, KEY_SERIES, WINDOW_TOTALS, TRENDING, PIPELINE_METRICS, PARTITION_LAG,
-    PIPELINE_STATE, PIPELINE_REGISTRY,
+    PIPELINE_STATE, PIPELINE_PLANS, PIPELINE_REGISTRY,
     TOP_DESTINATIONS, TOP_SOURCES, TOP_ARTICLES, ROLLUPS, LINK_TYPE_SHARE, PAGERANK_RUNS,
     PAGERANK_TOP, RECONCILE_DIFFS, RECONCILE_RUNS,
 )}

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from kafka import KafkaConsumer
 
 from clickstream.archive import filesystem
 from clickstream.settings import Settings
-from pipeline.checkpoint import Checkpoints
+from clickstream.store.cassandra import CassandraStore
+from pipeline.checkpoint import Checkpoints, StorePlans
 from tests.pipeline.conftest import COMPARED, assert_tables_equal, dump_cassandra, read_archive, recount
 from tests.pipeline.test_integration import (
     BAD_VALUES,
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS = 10
+KILLS_MID_WRITE = 6
 N_CLICKS = 60_000
 N_BAD = 200
 
@@ -65,11 +68,49 @@ def _dead_letters(settings: Settings, at_least: int) -> list:
     return got
 
 
-def test_sigkill_ten_times_then_finish_gives_exact_outputs(isolated_cassandra_settings: Settings,
-                                                           unique_name: str, tmp_path: Path) -> None:
-    settings = isolated_cassandra_settings.replace(
-        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
-        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}")
+def writing_state(checkpoints: Checkpoints) -> bool:
+    """A state file is being written (its temporary file is there, not renamed yet)."""
+    fs, root = filesystem(checkpoints.url + "/state")
+    return fs.exists(root) and any("_tmp-" in f for f in fs.ls(root, detail=False))
+
+
+def _kill_again_and_again_then_finish(settings: Settings, checkpoints: Checkpoints, recs: list, kills: int,
+                                      wait: Callable[[int, random.Random], None], tmp_path: Path) -> None:
+    """Start ``clickstream stream``, SIGKILL its process group once ``wait(kill, rng)`` returns,
+    and again, ``kills`` times; then run it until idle."""
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    work = tmp_path / "work"
+    for kill in range(kills):
+        proc = subprocess.Popen(_stream_argv(settings, work), cwd=REPO, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait(kill, rng)
+        assert proc.poll() is None, f"run {kill} ended by itself: {proc.stderr.read().decode()[-2000:]}"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        proc.stderr.close()
+    snap = checkpoints.latest()  # the kills landed while there was work: some, not all, checkpointed
+    assert snap is not None and 0 < sum(snap.meta["next_offsets"].values()) < len(recs)
+    done = subprocess.run(_stream_argv(settings, work, "--until-idle-s", "3"), cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _assert_exact_outputs(settings: Settings, clicks: list) -> None:
+    stored = dump_cassandra(settings, COMPARED, pipeline=settings.pipeline_id)
+    assert_tables_equal(stored, recount(clicks))  # late clicks: none (recount with no late ids)
+    archived = read_archive(settings.archive)
+    assert len(archived) == N_CLICKS and archived["click_id"].is_unique
+    assert not archived["late"].any()
+    fs, root = filesystem(settings.archive)
+    assert [f for f in fs.find(root) if "_tmp-" in f] == []
+    letters = _dead_letters(settings, N_BAD)
+    sources = [(dict(r.headers)["source_partition"], dict(r.headers)["source_offset"]) for r in letters]
+    assert len(sources) == len(set(sources)) == N_BAD
+    assert {r.key for r in letters} == {f"bad-{i}".encode() for i in range(N_BAD)}
+
+
+def _produce_input(settings: Settings) -> tuple[list, list]:
     clicks = make_clicks(1_500, seed=21, limit=N_CLICKS, span_s=240)
     from producer.sender import records
 
@@ -78,45 +119,67 @@ def test_sigkill_ten_times_then_finish_gives_exact_outputs(isolated_cassandra_se
     for i in range(N_BAD):
         recs.insert(i * (step + 1) + step, (f"bad-{i}".encode(), BAD_VALUES[i % len(BAD_VALUES)]))
     produce(settings, settings.topic, recs)
-    rng = random.Random(7)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    work = tmp_path / "work"
-    checkpoints = Checkpoints(settings.checkpoints, settings.pipeline_id)
-    mid_work = 0  # kills that landed after the run planned a new cycle
-    try:
-        for kill in range(KILLS):
-            before = _newest_cycle(checkpoints)
-            proc = subprocess.Popen(_stream_argv(settings, work), cwd=REPO, env=env, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if kill % 2:  # while it starts, restores or runs logged cycles again
-                time.sleep(rng.uniform(1.0, 8.0))
-            else:  # once it plans new cycles: mid-fetch, mid-flush, mid-checkpoint
-                deadline = time.monotonic() + 120
-                while _newest_cycle(checkpoints) <= before and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                mid_work += _newest_cycle(checkpoints) > before
-                time.sleep(rng.uniform(0.0, 3.0))
-            assert proc.poll() is None, f"run {kill} ended by itself: {proc.stderr.read().decode()[-2000:]}"
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-            proc.stderr.close()
-        # the kills landed while there was work: some, not all, records are checkpointed
-        assert mid_work == KILLS // 2
-        snap = checkpoints.latest()
-        assert snap is not None and 0 < sum(snap.meta["next_offsets"].values()) < len(recs)
-        done = subprocess.run(_stream_argv(settings, work, "--until-idle-s", "3"), cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        stored = dump_cassandra(settings, COMPARED, pipeline=settings.pipeline_id)
-        assert_tables_equal(stored, recount(clicks))  # late clicks: none (recount with no late ids)
-        archived = read_archive(settings.archive)
-        assert len(archived) == N_CLICKS and archived["click_id"].is_unique
-        assert not archived["late"].any()
-        fs, root = filesystem(settings.archive)
-        assert [f for f in fs.find(root) if "_tmp-" in f] == []
-        letters = _dead_letters(settings, N_BAD)
-        sources = [(dict(r.headers)["source_partition"], dict(r.headers)["source_offset"]) for r in letters]
-        assert len(sources) == len(set(sources)) == N_BAD
-        assert {r.key for r in letters} == {f"bad-{i}".encode() for i in range(N_BAD)}
-    finally:
-        remove_archive(settings.archive)
+    return clicks, recs
+
+
+@pytest.fixture
+def crash_settings(isolated_cassandra_settings: Settings, unique_name: str) -> Iterator[Settings]:
+    settings = isolated_cassandra_settings.replace(
+        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
+        archive_url=f"{isolated_cassandra_settings.hdfs_url}/tests/{unique_name}")
+    yield settings
+    remove_archive(settings.archive)
+
+
+@pytest.fixture
+def checkpoints(crash_settings: Settings) -> Iterator[Checkpoints]:
+    """The run's checkpoints as the CLI keeps them: states on HDFS, plans in Cassandra."""
+    store = CassandraStore(crash_settings)
+    yield Checkpoints(crash_settings.checkpoints, crash_settings.pipeline_id,
+                      StorePlans(store, crash_settings.pipeline_id))
+    store.close()
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_sigkill_ten_times_then_finish_gives_exact_outputs(crash_settings: Settings, checkpoints: Checkpoints,
+                                                           tmp_path: Path) -> None:
+    clicks, recs = _produce_input(crash_settings)
+    mid_work = []  # kills that landed after the run planned a new cycle
+
+    def wait(kill: int, rng: random.Random) -> None:
+        if kill % 2:  # while it starts, restores or runs logged cycles again
+            time.sleep(rng.uniform(1.0, 8.0))
+            return
+        before = _newest_cycle(checkpoints)  # once it plans new cycles: mid-fetch, -flush, -checkpoint
+        if _until(lambda: _newest_cycle(checkpoints) > before):
+            mid_work.append(kill)
+        time.sleep(rng.uniform(0.0, 3.0))
+
+    _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS, wait, tmp_path)
+    assert len(mid_work) == KILLS // 2
+    _assert_exact_outputs(crash_settings, clicks)
+
+
+def test_sigkill_while_a_state_is_written_then_finish_gives_exact_outputs(
+        crash_settings: Settings, checkpoints: Checkpoints, tmp_path: Path) -> None:
+    """Each kill lands while a state file is being written to HDFS (its temporary file seen)
+    by a run that plans new cycles, i.e. while cycles run beside the write."""
+    clicks, recs = _produce_input(crash_settings)
+    mid_write = []
+
+    def wait(kill: int, _rng: random.Random) -> None:
+        before = _newest_cycle(checkpoints)
+        if _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints)):
+            mid_write.append(kill)
+
+    _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS_MID_WRITE, wait, tmp_path)
+    assert mid_write == list(range(KILLS_MID_WRITE))
+    _assert_exact_outputs(crash_settings, clicks)

@@ -41,3 +41,24 @@ def reconcile_runs_round_trip(store: Store, pipeline: str) -> None:
     assert store.select("reconcile_runs", {"pipeline": pipeline}, limit=2) == runs[::-1][:2]
     assert [r["run_id"] for r in store.select("reconcile_runs", {"pipeline": pipeline + "-other"})] == [
         "run-1<b>"]
+
+
+def pipeline_plans_round_trip(store: Store, pipeline: str) -> None:
+    """Plans by cycle ascending, read from a cycle on; a range delete drops the cycles below
+    its bound and no other pipeline's; a partition delete drops the rest."""
+    rows = [{"pipeline": pipeline, "cycle": c, "plan": f'{{"cycle": {c}, "k": "<b>\'"}}', "logged_ms": 10 * c}
+            for c in range(1, 8)]
+    store.upsert("pipeline_plans", rows)
+    other = {"pipeline": pipeline + "-other"}
+    store.upsert("pipeline_plans", [{**rows[0], **other}])
+    part = {"pipeline": pipeline}
+    assert store.select("pipeline_plans", part) == rows
+    assert [r["cycle"] for r in store.select("pipeline_plans", part, start=5)] == [5, 6, 7]
+    store.delete_partition("pipeline_plans", part, end=4)
+    assert store.select("pipeline_plans", part) == rows[3:]
+    store.delete_partition("pipeline_plans", part, end=2)  # an older bound deletes nothing more
+    store.upsert("pipeline_plans", [rows[0]])  # a row written after the delete is there
+    assert [r["cycle"] for r in store.select("pipeline_plans", part)] == [1, 4, 5, 6, 7]
+    store.delete_partition("pipeline_plans", part)
+    assert store.select("pipeline_plans", part) == []
+    assert [r["cycle"] for r in store.select("pipeline_plans", other)] == [1]

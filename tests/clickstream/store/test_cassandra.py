@@ -4,7 +4,11 @@ import pytest
 
 from clickstream.store.cassandra import apply_schema, connect
 from clickstream.store.tables import TABLES
-from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
+from tests.clickstream.store.new_tables import (
+    partition_lag_round_trip,
+    pipeline_plans_round_trip,
+    reconcile_runs_round_trip,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +168,24 @@ def test_partition_lag_round_trip(cassandra_store, unique_name: str) -> None:
 
 def test_reconcile_runs_round_trip(cassandra_store, unique_name: str) -> None:
     reconcile_runs_round_trip(cassandra_store, unique_name)
+
+
+def test_pipeline_plans_round_trip(cassandra_store, unique_name: str) -> None:
+    pipeline_plans_round_trip(cassandra_store, unique_name)
+
+
+def test_a_table_missing_from_an_older_keyspace_is_named_with_the_fix(isolated_cassandra_settings) -> None:
+    from clickstream.store import StoreError
+    from clickstream.store.cassandra import CassandraStore
+
+    cluster, session = connect(isolated_cassandra_settings, isolated_cassandra_settings.cassandra_keyspace)
+    try:
+        session.execute("DROP TABLE pipeline_plans", timeout=60)
+    finally:
+        cluster.shutdown()
+    store = CassandraStore(isolated_cassandra_settings)
+    try:
+        with pytest.raises(StoreError, match=r"has no table pipeline_plans .*clickstream schema"):
+            store.select("pipeline_plans", {"pipeline": "p"})
+    finally:
+        store.close()

@@ -4,7 +4,11 @@ import pytest
 
 from clickstream.store import StoreError
 from clickstream.store.embedded import EmbeddedStore
-from tests.clickstream.store.new_tables import partition_lag_round_trip, reconcile_runs_round_trip
+from tests.clickstream.store.new_tables import (
+    partition_lag_round_trip,
+    pipeline_plans_round_trip,
+    reconcile_runs_round_trip,
+)
 
 
 @pytest.fixture
@@ -56,3 +60,7 @@ def test_partition_lag_round_trip(store: EmbeddedStore) -> None:
 
 def test_reconcile_runs_round_trip(store: EmbeddedStore) -> None:
     reconcile_runs_round_trip(store, "p")
+
+
+def test_pipeline_plans_round_trip(store: EmbeddedStore) -> None:
+    pipeline_plans_round_trip(store, "p")
