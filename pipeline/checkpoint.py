@@ -190,7 +190,10 @@ class Checkpoints:
         covers (only once a new state is whole: until then the older ones serve)."""
         states = self._listed(self._states, "ckpt")
         for cycle in states[:-KEEP_STATES]:
-            self._fs.rm(join(self._states, f"{cycle:012d}.ckpt"))
+            try:
+                self._fs.rm(join(self._states, f"{cycle:012d}.ckpt"))
+            except Exception as exc:  # hdfs-native: RuntimeError in safe mode, after a restart
+                raise CheckpointError(f"checkpoint {self.url}: removing state {cycle} failed: {exc}") from exc
         oldest_kept = states[-KEEP_STATES:][0] if states else 0
         self.plans.prune(oldest_kept)
 
@@ -215,10 +218,12 @@ class Checkpoints:
                         self._fs.rm(path)
 
     def _listed(self, folder: str, ext: str) -> list[int]:
-        if not self._fs.exists(folder):
-            return []
+        try:
+            names = self._fs.ls(folder, detail=False) if self._fs.exists(folder) else []
+        except Exception as exc:  # hdfs-native: RuntimeError in safe mode, after a restart
+            raise CheckpointError(f"checkpoint {self.url}: listing {folder} failed: {exc}") from exc
         out = []
-        for path in self._fs.ls(folder, detail=False):
+        for path in names:
             m = _NAME.match(path.rsplit("/", 1)[-1])
             if m and m.group(2) == ext:
                 out.append(int(m.group(1)))
