@@ -36,9 +36,8 @@ from tests.pipeline.test_integration import (
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-KILLS = 10
-KILLS_MID_WRITE = 6
-N_CLICKS = 60_000
+KILLS = 12  # 4 at start, 4 mid-work, 4 mid state write
+N_CLICKS = 90_000
 N_BAD = 200
 
 
@@ -149,37 +148,27 @@ def _until(condition: Callable[[], bool], timeout_s: float = 120.0) -> bool:
     return True
 
 
-def test_sigkill_ten_times_then_finish_gives_exact_outputs(crash_settings: Settings, checkpoints: Checkpoints,
-                                                           tmp_path: Path) -> None:
+def test_sigkill_twelve_times_at_start_mid_work_and_mid_state_write_gives_exact_outputs(
+        crash_settings: Settings, checkpoints: Checkpoints, tmp_path: Path) -> None:
+    """Kills in turn: while the run starts (restores, runs logged cycles again); once it plans
+    new cycles (mid-fetch, -flush, -checkpoint); while a state file is being written to
+    HDFS (its temporary file seen) beside cycles that plan on."""
     clicks, recs = _produce_input(crash_settings)
-    mid_work = []  # kills that landed after the run planned a new cycle
+    landed: dict[str, list[int]] = {"mid_work": [], "mid_write": []}
 
     def wait(kill: int, rng: random.Random) -> None:
-        if kill % 2:  # while it starts, restores or runs logged cycles again
+        kind = kill % 3
+        if kind == 0:
             time.sleep(rng.uniform(1.0, 8.0))
             return
-        before = _newest_cycle(checkpoints)  # once it plans new cycles: mid-fetch, -flush, -checkpoint
-        if _until(lambda: _newest_cycle(checkpoints) > before):
-            mid_work.append(kill)
-        time.sleep(rng.uniform(0.0, 3.0))
+        before = _newest_cycle(checkpoints)
+        if kind == 1:
+            if _until(lambda: _newest_cycle(checkpoints) > before):
+                landed["mid_work"].append(kill)
+            time.sleep(rng.uniform(0.0, 3.0))
+        elif _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints)):
+            landed["mid_write"].append(kill)
 
     _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS, wait, tmp_path)
-    assert len(mid_work) == KILLS // 2
-    _assert_exact_outputs(crash_settings, clicks)
-
-
-def test_sigkill_while_a_state_is_written_then_finish_gives_exact_outputs(
-        crash_settings: Settings, checkpoints: Checkpoints, tmp_path: Path) -> None:
-    """Each kill lands while a state file is being written to HDFS (its temporary file seen)
-    by a run that plans new cycles, i.e. while cycles run beside the write."""
-    clicks, recs = _produce_input(crash_settings)
-    mid_write = []
-
-    def wait(kill: int, _rng: random.Random) -> None:
-        before = _newest_cycle(checkpoints)
-        if _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints)):
-            mid_write.append(kill)
-
-    _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS_MID_WRITE, wait, tmp_path)
-    assert mid_write == list(range(KILLS_MID_WRITE))
+    assert landed == {"mid_work": list(range(1, KILLS, 3)), "mid_write": list(range(2, KILLS, 3))}
     _assert_exact_outputs(crash_settings, clicks)
