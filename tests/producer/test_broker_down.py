@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -50,11 +49,13 @@ def test_unreachable_broker_stops_at_once_with_nothing_sent(client: str) -> None
     assert "\n" not in str(info.value)
 
 
-@pytest.fixture
-def own_kafka(local_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """A single KRaft broker of this test's own on ports 19092/19093, stopped at the end."""
+@pytest.fixture(scope="module")
+def own_kafka(local_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A single KRaft broker of this module's own on ports 19092/19093, stopped at the end
+    (each test stops it mid-send and starts it again before it returns)."""
+    work_dir = tmp_path_factory.mktemp("own-kafka")
     settings = local_settings.replace(kafka_port=OWN_KAFKA_PORT, kafka_controller_port=OWN_CONTROLLER_PORT,
-                                      kafka_bootstrap_servers="", work_dir=str(tmp_path / "own-kafka"),
+                                      kafka_bootstrap_servers="", work_dir=str(work_dir),
                                       kafka_delivery_timeout_ms=8_000, kafka_max_block_ms=5_000)
     services.up(settings, ["kafka"], log=lambda _line: None)
     try:
