@@ -37,6 +37,8 @@ import re
 import struct
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -175,25 +177,30 @@ class Checkpoints:
     def _write(self, folder: str, name: str, body: bytes) -> None:
         final = join(folder, name)
         tmp = join(folder, f"_tmp-{uuid.uuid4().hex[:8]}-{name}")
-        try:
+        with self._failing_as(f"writing {name}"):
             self._fs.makedirs(folder, exist_ok=True)
             with self._fs.open(tmp, "wb") as out:
                 out.write(body)
             if self._fs.exists(final):
                 self._fs.rm(final)
             self._fs.mv(tmp, final)
+
+    @contextmanager
+    def _failing_as(self, doing: str) -> Iterator[None]:
+        """Any failure of the filesystem (hdfs-native raises RuntimeError in safe mode, after
+        a restart) as a ``CheckpointError`` naming the checkpoint and what it was doing."""
+        try:
+            yield
         except Exception as exc:
-            raise CheckpointError(f"checkpoint {self.url}: writing {name} failed: {exc}") from exc
+            raise CheckpointError(f"checkpoint {self.url}: {doing} failed: {exc}") from exc
 
     def prune(self) -> None:
         """Drop all but the ``KEEP_STATES`` newest states and the plans the oldest kept one
         covers (only once a new state is whole: until then the older ones serve)."""
         states = self._listed(self._states, "ckpt")
         for cycle in states[:-KEEP_STATES]:
-            try:
+            with self._failing_as(f"removing state {cycle}"):
                 self._fs.rm(join(self._states, f"{cycle:012d}.ckpt"))
-            except Exception as exc:  # hdfs-native: RuntimeError in safe mode, after a restart
-                raise CheckpointError(f"checkpoint {self.url}: removing state {cycle} failed: {exc}") from exc
         oldest_kept = states[-KEEP_STATES:][0] if states else 0
         self.plans.prune(oldest_kept)
 
@@ -218,10 +225,8 @@ class Checkpoints:
                         self._fs.rm(path)
 
     def _listed(self, folder: str, ext: str) -> list[int]:
-        try:
+        with self._failing_as(f"listing {folder}"):
             names = self._fs.ls(folder, detail=False) if self._fs.exists(folder) else []
-        except Exception as exc:  # hdfs-native: RuntimeError in safe mode, after a restart
-            raise CheckpointError(f"checkpoint {self.url}: listing {folder} failed: {exc}") from exc
         out = []
         for path in names:
             m = _NAME.match(path.rsplit("/", 1)[-1])

@@ -18,6 +18,8 @@ the same file names, so a retry never duplicates.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,18 @@ TMP_DIR = "_tmp"
 
 class ArchiveError(OSError):
     """Writing a file to the archive failed (the filesystem's error is the cause)."""
+
+
+@contextmanager
+def _as_archive_error(where: str) -> Iterator[None]:
+    """An OSError passes as it is; any other failure (hdfs-native raises RuntimeError for
+    most server-side ones) becomes an ``ArchiveError`` naming ``where``."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        raise ArchiveError(f"archive {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def file_name(partition: int, first_offset: int, last_offset: int) -> str:
@@ -68,12 +82,8 @@ class ArchiveSink:
         return written
 
     def _write(self, folder: str, name: str, part: pa.Table) -> str:
-        try:
+        with _as_archive_error(join(folder, name)):
             return self._write_renamed(folder, name, part)
-        except OSError:
-            raise
-        except Exception as exc:  # hdfs-native raises RuntimeError for most server-side failures
-            raise ArchiveError(f"archive {join(folder, name)}: {type(exc).__name__}: {exc}") from exc
 
     def _write_renamed(self, folder: str, name: str, part: pa.Table) -> str:
         tmp_dir = join(self._root, TMP_DIR)
@@ -92,12 +102,8 @@ class ArchiveSink:
 def remove_stale_tmp(archive_url: str, topic: str) -> int:
     """Delete the temporary files a killed writer of ``topic`` left; returns how many.
     A filesystem failure is an ``ArchiveError`` (retryable, as for the writes)."""
-    try:
+    with _as_archive_error(f"{archive_url}: clearing {TMP_DIR}"):
         return _remove_stale_tmp(archive_url, topic)
-    except OSError:
-        raise
-    except Exception as exc:  # hdfs-native raises RuntimeError for most server-side failures
-        raise ArchiveError(f"archive {archive_url}: clearing {TMP_DIR}: {type(exc).__name__}: {exc}") from exc
 
 
 def _remove_stale_tmp(archive_url: str, topic: str) -> int:
