@@ -159,16 +159,12 @@ class Checkpoints:
     def save(self, snapshot: Snapshot) -> int:
         """Write the state of ``snapshot.cycle``, then prune; returns the file's size in bytes."""
         body = encode(snapshot)
-        self.save_encoded(snapshot.cycle, body)
+        self.write_state(snapshot.cycle, body)
+        self.prune()
         return len(body)
 
     def state_path(self, cycle: int) -> str:
         return f"{self.url}/state/{cycle:012d}.ckpt"
-
-    def save_encoded(self, cycle: int, body: bytes) -> None:
-        """Write ``encode``'s bytes of the state of ``cycle``, then ``prune``."""
-        self.write_state(cycle, body)
-        self.prune()
 
     def write_state(self, cycle: int, body: bytes) -> None:
         """Write ``encode``'s bytes of the state of ``cycle`` (atomic: whole or not there)."""

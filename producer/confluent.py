@@ -31,6 +31,7 @@ in the clear or not at all).
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from clickstream.settings import Settings
@@ -106,13 +107,12 @@ class ConfluentProducer:
              partition: int | None = None) -> Delivery:
         """Queue one record; blocks only while librdkafka's queue is full (<= max_block_ms)."""
         delivery = Delivery(self._client)
-        produce = self._client.produce
+        produce = partial(self._client.produce, topic, value, key, -1 if partition is None else partition,
+                          on_delivery=delivery.settle, headers=headers)
         try:
-            produce(topic, value, key, -1 if partition is None else partition, on_delivery=delivery.settle,
-                    headers=headers)
+            produce()
         except BufferError:
-            self._wait_for_room(lambda: produce(topic, value, key, -1 if partition is None else partition,
-                                                on_delivery=delivery.settle, headers=headers))
+            self._wait_for_room(produce)
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY_RECORDS:
             self._unpolled = 0
