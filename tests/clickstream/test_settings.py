@@ -121,7 +121,7 @@ def test_cluster_settings_from_env() -> None:
     assert (s.window_ttl_s, s.cassandra_local_datacenter) == (86400, "datacenter1")
     one = Settings()
     assert (one.kafka_brokers, one.cassandra_nodes, one.hdfs_datanodes, one.hdfs_replication_factor,
-            one.window_ttl_s) == (1, 1, 1, 1, 0)
+            one.window_ttl_s) == (1, 1, 2, 2, 0)
     assert Settings(hdfs_datanodes=5).hdfs_replication_factor == 3
     assert Settings(hdfs_datanodes=5, hdfs_replication=2).hdfs_replication_factor == 2
 
@@ -129,7 +129,7 @@ def test_cluster_settings_from_env() -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"CLICKSTREAM_KAFKA_BROKERS": "0"}, "kafka_brokers: 0 must be at least 1"),
     ({"CLICKSTREAM_CASSANDRA_NODES": "0"}, "cassandra_nodes: 0 must be at least 1"),
-    ({"CLICKSTREAM_HDFS_REPLICATION": "2"}, "hdfs_replication: 2 must be between 0 .* and hdfs_datanodes 1"),
+    ({"CLICKSTREAM_HDFS_REPLICATION": "3"}, "hdfs_replication: 3 must be between 0 .* and hdfs_datanodes 2"),
     ({"CLICKSTREAM_WINDOW_TTL_S": "-1"}, "window_ttl_s: -1 must be 0"),
     ({"CLICKSTREAM_CASSANDRA_READ_CONSISTENCY": "local_one"},
      "cassandra_read_consistency: 'local_one' is not"),
