@@ -18,7 +18,10 @@ N = 1,000,000, ``--quick`` 200,000). Then, one after the other (never two at onc
   is); peak RSS of the driver and of each worker process (psutil, every 0.2 s); the
   driver's per-cycle phases (its DEBUG "cycle phases" lines, summed); the workers' Dask
   statistical profile; then the same run again on a fresh consumer group under cProfile
-  (the driver's profile; that run is not timed).
+  (the driver's profile; that run is not timed). Then (a') the same pipeline with the
+  confluent-kafka source (``stream_source_client``), a fresh consumer group: its ratio to
+  (d) is the like-for-like one, and its ratio to (c) is shown beside it (the (a)/(c) target
+  is judged on (a), the default kafka-python source).
 - (b) Spark Structured Streaming doing the same work (``benchmarks.spark_streaming_peer``,
   its own process and JVM): query time, JVM start separately. Then the equal-work check:
   every window total (all sizes), the 60 s full counts and the 10 s / 60 s top-N of (a) and
@@ -450,6 +453,14 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
     a_rate = a.clicks / a.elapsed_s
     _say(f"(a) pipeline: {a.clicks:,} clicks in {a.elapsed_s:.2f} s, {a.cycles} cycles")
     rows.append(load_average(SUITE, "after (a)"))
+    confluent = bench.replace(consumer_group=bench.consumer_group + "-confluent",
+                              archive_url=bench.archive_url + "-confluent",
+                              stream_source_client="confluent-kafka")
+    a2 = run_pipeline(confluent, sent.sent_clicks, watch=False)
+    a2_rate = a2.clicks / a2.elapsed_s
+    _say(f"(a') pipeline, confluent-kafka source: {a2.clicks:,} clicks in {a2.elapsed_s:.2f} s, "
+         f"{a2.cycles} cycles")
+    rows.append(load_average(SUITE, "after (a')"))
 
     # (b): Spark Structured Streaming, same topic, its own process
     spark, spark_rss = run_spark(bench, f"{bench.hdfs_url}/benchmarks/{bench.topic}-spark")
@@ -479,6 +490,13 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                     a_rate >= 0.8 * bare["kafka-python"]),
         Measurement(SUITE, name_a, a_rate, "clicks/s", f"(d) bare confluent-kafka consume+decode, "
                     f"{WORKER_PROCESSES} processes summed", bare["confluent-kafka"]),
+        Measurement(SUITE, f"(a') the same, confluent-kafka source ({a2.clicks:,} clicks)", a2_rate,
+                    "clicks/s", f"(d) bare confluent-kafka consume+decode, {WORKER_PROCESSES} processes "
+                    "summed", bare["confluent-kafka"], ">= 0.8x (like for like)",
+                    a2_rate >= 0.8 * bare["confluent-kafka"]),
+        Measurement(SUITE, f"(a') the same, confluent-kafka source ({a2.clicks:,} clicks)", a2_rate,
+                    "clicks/s", f"(c) bare kafka-python consume+decode, {WORKER_PROCESSES} processes "
+                    "summed", bare["kafka-python"]),
         Measurement(SUITE, f"(b) Spark Structured Streaming, local[2], availableNow, {spark['batches']} "
                     f"micro-batch(es), {spark['input_rows']:,} rows in", b_rate, "clicks/s"),
         Measurement(SUITE, "(b) Spark query time (start -> end)", spark["query_s"], "s"),
