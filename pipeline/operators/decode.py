@@ -161,12 +161,11 @@ def _batch_clicks(table: pa.Table) -> tuple[np.ndarray, pa.Table, np.ndarray]:
     good_rows = np.flatnonzero(ok)
     if len(good_rows) < table.num_rows:
         table = table.take(pa.array(good_rows))
-    row_of_click = np.repeat(good_rows, n_clicks[good_rows])
+    good_row_of_click = np.repeat(np.arange(len(good_rows)), n_clicks[good_rows])
+    row_of_click = good_rows[good_row_of_click]
     ids, ts, prevs, types = (pc.list_flatten(table[name]) for name in BATCH_FIELDS[1:])
     click_ok = _click_mask(ids, ts, prevs, types)
-    clicks = pa.table([ids, ts, prevs, table["curr"].take(np.repeat(np.arange(len(good_rows)),
-                                                                      n_clicks[good_rows])), types],
-                      schema=CLICK_SCHEMA)
+    clicks = pa.table([ids, ts, prevs, table["curr"].take(good_row_of_click), types], schema=CLICK_SCHEMA)
     if not click_ok.all():
         bad_rows = np.unique(row_of_click[~click_ok])
         ok[bad_rows] = False
@@ -188,7 +187,8 @@ def _read_block(values: list[bytes], parse: pa_json.ParseOptions) -> pa.Table | 
 
 def _decode_batches(values: Sequence[bytes | None], batch: list[int],
                     parts: list[tuple[np.ndarray, pa.Table]], slow: list[int]) -> None:
-    """Batch records: structure checked per record, types and values per column."""
+    """Batch records of the older rows form: structure checked per record, types and
+    values per column."""
     cols: list[list[object]] = [[], [], [], [], []]
     owners: list[int] = []
     sizes: list[int] = []
