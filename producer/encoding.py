@@ -3,7 +3,9 @@
 ``build_records(chunk, clicks_per_record, batch_wait_ms)`` turns one ``ClickChunk`` into
 records with exactly the bytes of ``clickstream.events.encode_click`` /
 ``encode_batch``: each distinct row's titles are JSON-encoded once (orjson), and the
-per-click parts (id, time) are cast and joined by pyarrow compute kernels.
+per-click parts (id, time) are cast and joined by pyarrow compute kernels; a batch
+record's lists are joined per record (``binary_join`` over list arrays cut at the
+records' bounds), then with the field names around them.
 
 - One click per record: records in the chunk's click order.
 - ``clicks_per_record = K > 1``: a record holds up to K clicks of ONE destination whose
@@ -103,12 +105,20 @@ def build_records(chunk: ClickChunk, clicks_per_record: int = 1, batch_wait_ms: 
     starts = np.flatnonzero(seq % clicks_per_record == 0)
     bounds = np.r_[starts, n]
     send_order = np.argsort(np.maximum.reduceat(order, starts), kind="stable")
-    tails = [b"," + dumps(p) + b"," + dumps(c) + b"," + dumps(t) + b"]"
-             for p, c, t in zip(chunk.prev, chunk.curr, chunk.link_type, strict=True)]
-    items = _join(_lit(b"["), _digits(chunk.click_id[order]), _lit(b","), _digits(chunk.ts_ms[order]),
-                  pa.array(tails, _BIN).take(pa.array(chunk.row[order])))
-    listed = pa.LargeListArray.from_arrays(pa.array(bounds, pa.int64()), items)
-    joined = _join(_lit(b'{"clicks":['), pc.binary_join(listed, _lit(b",")), _lit(b"]}"))
+    row_s = pa.array(chunk.row[order])
+    offsets = pa.array(bounds, pa.int64())
+
+    def listed(items: pa.Array) -> pa.Array:
+        return pc.binary_join(pa.LargeListArray.from_arrays(offsets, items), _lit(b","))
+
+    def per_row(titles: list[str]) -> pa.Array:
+        return pa.array([dumps(t) for t in titles], _BIN).take(row_s)
+
+    curr = pa.array([dumps(c) for c in index], _BIN).take(pa.array(code_s[starts]))
+    joined = _join(_lit(b'{"curr":'), curr, _lit(b',"ids":['), listed(_digits(chunk.click_id[order])),
+                   _lit(b'],"ts":['), listed(_digits(chunk.ts_ms[order])),
+                   _lit(b'],"prevs":['), listed(per_row(chunk.prev)),
+                   _lit(b'],"types":['), listed(per_row(chunk.link_type)), _lit(b"]}"))
     values = _to_bytes(joined.take(pa.array(send_order)))
     key_index = code_s[starts][send_order]
     keys = [unique_keys[i] for i in key_index.tolist()]

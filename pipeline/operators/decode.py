@@ -4,8 +4,11 @@ The hot path builds no Python object per click:
 
 - one-click records (``{"id", "ts", "prev", "curr", "type"}``) are joined by newlines and
   parsed by pyarrow's JSON reader in one call, against an explicit schema;
-- batch records (``{"clicks": [[id, ts, prev, curr, type], ...]}``) are parsed one record
-  at a time (one ``orjson.loads`` per record, not per click) into column lists;
+- batch records as columns (``{"curr", "ids", "ts", "prevs", "types"}``, told apart by
+  their first field) the same way, their lists then flattened (``curr`` repeated per
+  click) and their lengths compared as columns;
+- the older batch records (``{"clicks": [[id, ts, prev, curr, type], ...]}``) are parsed
+  one record at a time (one ``orjson.loads`` per record, not per click) into column lists;
 - validation is a handful of vectorised masks over the columns.
 
 Only what fails (a parse error in a block, a row a mask flags) goes through the
@@ -18,7 +21,7 @@ two agree on arbitrary input).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from clickstream.events import (
+    BATCH_FIELDS,
     LINK_TYPES,
     MAX_TITLE_BYTES,
     MAX_TS_MS,
@@ -42,11 +46,16 @@ WIRE_SCHEMA = pa.schema([("id", pa.int64()), ("ts", pa.int64()), ("prev", pa.str
 CLICK_COLUMNS = ("click_id", "ts_ms", "prev", "curr", "link_type")
 CLICK_SCHEMA = pa.schema([("click_id", pa.int64()), ("ts_ms", pa.int64()), ("prev", pa.string()),
                           ("curr", pa.string()), ("link_type", pa.string())])
+BATCH_SCHEMA = pa.schema([("curr", pa.string()), ("ids", pa.list_(pa.int64())), ("ts", pa.list_(pa.int64())),
+                          ("prevs", pa.list_(pa.string())), ("types", pa.list_(pa.string()))])
+assert tuple(BATCH_SCHEMA.names) == BATCH_FIELDS
 _PARSE = pa_json.ParseOptions(explicit_schema=WIRE_SCHEMA, unexpected_field_behavior="error")
+_PARSE_BATCH = pa_json.ParseOptions(explicit_schema=BATCH_SCHEMA, unexpected_field_behavior="error")
 _READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 26)
 _LINK_TYPES = pa.array(sorted(LINK_TYPES), pa.string())
 _CONTROL = "[\\x00-\\x1f\\x7f]"
-_BATCH_PREFIX = b'{"clicks"'
+_ROWS_PREFIX = b'{"clicks"'
+_COLUMNS_PREFIX = b'{"curr"'
 SPLIT_BELOW = 32  # a failing block smaller than this is decoded record by record
 
 
@@ -65,21 +74,26 @@ class DecodedBatch:
 def decode_values(values: Sequence[bytes | None]) -> DecodedBatch:
     """Decode every value; never raises on bad input."""
     single: list[int] = []
-    batch: list[int] = []
+    columns: list[int] = []
+    rows: list[int] = []
     slow: list[int] = []
     for i, value in enumerate(values):
         if not value or value[:1] != b"{" or value[-1:] != b"}" or b"\n" in value or b"\r" in value:
             slow.append(i)  # pyarrow's reader takes one object per line (and crashed on a bare null)
-        elif value.startswith(_BATCH_PREFIX):
-            batch.append(i)
+        elif value.startswith(_COLUMNS_PREFIX):
+            columns.append(i)
+        elif value.startswith(_ROWS_PREFIX):
+            rows.append(i)
         else:
             single.append(i)
     parts: list[tuple[np.ndarray, pa.Table]] = []  # (record index per click, clicks)
     dead: list[tuple[int, str]] = []
     if single:
-        _decode_singles(values, np.asarray(single, dtype=np.int64), parts, slow)
-    if batch:
-        _decode_batches(values, batch, parts, slow)
+        _decode_blocks(values, np.asarray(single, dtype=np.int64), _PARSE, _single_clicks, parts, slow)
+    if columns:
+        _decode_blocks(values, np.asarray(columns, dtype=np.int64), _PARSE_BATCH, _batch_clicks, parts, slow)
+    if rows:
+        _decode_batches(values, rows, parts, slow)
     for i in slow:
         try:
             clicks = decode_record(values[i])
@@ -104,13 +118,17 @@ def _in_record_order(parts: list[tuple[np.ndarray, pa.Table]]) -> pa.Table:
     return table.take(pa.array(order))
 
 
-def _decode_singles(values: Sequence[bytes | None], index: np.ndarray,
-                    parts: list[tuple[np.ndarray, pa.Table]], slow: list[int]) -> None:
-    """Parse ``values[index]`` as one block; a block that fails is halved until small."""
+def _decode_blocks(values: Sequence[bytes | None], index: np.ndarray, parse: pa_json.ParseOptions,
+                   clicks_of: Callable[[pa.Table], tuple[np.ndarray, pa.Table, np.ndarray]],
+                   parts: list[tuple[np.ndarray, pa.Table]], slow: list[int]) -> None:
+    """Parse ``values[index]`` as one block; a block that fails is halved until small.
+
+    ``clicks_of(table)`` gives the good clicks of a parsed block with the row (record in
+    the block) of each, and a mask of the rows that need the per-record path."""
     pending = [index]
     while pending:
         block = pending.pop()
-        table = _read_block([values[i] for i in block])  # type: ignore[misc]
+        table = _read_block([values[i] for i in block], parse)  # type: ignore[misc]
         if table is None:
             if len(block) < SPLIT_BELOW:
                 slow.extend(block.tolist())
@@ -118,19 +136,50 @@ def _decode_singles(values: Sequence[bytes | None], index: np.ndarray,
                 half = len(block) // 2
                 pending += [block[half:], block[:half]]
             continue
-        ok = _valid_mask(table["id"], table["ts"], table["prev"], table["curr"], table["type"])
-        if not ok.all():
-            slow.extend(block[~ok].tolist())
-            table = table.filter(pa.array(ok))
-            block = block[ok]
-        parts.append((block, table.rename_columns(list(CLICK_COLUMNS))))
+        row_of_click, clicks, bad = clicks_of(table)
+        if bad.any():
+            slow.extend(block[bad].tolist())
+        parts.append((block[row_of_click], clicks))
 
 
-def _read_block(values: list[bytes]) -> pa.Table | None:
+def _single_clicks(table: pa.Table) -> tuple[np.ndarray, pa.Table, np.ndarray]:
+    ok = _valid_mask(table["id"], table["ts"], table["prev"], table["curr"], table["type"])
+    if not ok.all():
+        table = table.filter(pa.array(ok))
+    return np.flatnonzero(ok), table.rename_columns(list(CLICK_COLUMNS)), ~ok
+
+
+def _batch_clicks(table: pa.Table) -> tuple[np.ndarray, pa.Table, np.ndarray]:
+    """Rows whose lists are non-empty and of one length and whose ``curr`` is a valid
+    title, flattened to clicks; a row with one invalid click fails whole."""
+    lengths = [pc.fill_null(pc.list_value_length(table[name]), -1).to_numpy()
+               for name in BATCH_FIELDS[1:]]
+    n_clicks = lengths[0]
+    ok = (n_clicks > 0) & _title_mask(table["curr"])
+    for other in lengths[1:]:
+        ok &= other == n_clicks
+    good_rows = np.flatnonzero(ok)
+    if len(good_rows) < table.num_rows:
+        table = table.take(pa.array(good_rows))
+    good_row_of_click = np.repeat(np.arange(len(good_rows)), n_clicks[good_rows])
+    row_of_click = good_rows[good_row_of_click]
+    ids, ts, prevs, types = (pc.list_flatten(table[name]) for name in BATCH_FIELDS[1:])
+    click_ok = _click_mask(ids, ts, prevs, types)
+    clicks = pa.table([ids, ts, prevs, table["curr"].take(good_row_of_click), types], schema=CLICK_SCHEMA)
+    if not click_ok.all():
+        bad_rows = np.unique(row_of_click[~click_ok])
+        ok[bad_rows] = False
+        keep = ~np.isin(row_of_click, bad_rows)
+        clicks = clicks.filter(pa.array(keep))
+        row_of_click = row_of_click[keep]
+    return row_of_click, clicks, ~ok
+
+
+def _read_block(values: list[bytes], parse: pa_json.ParseOptions) -> pa.Table | None:
     joined = b"\n".join(values)
     try:
         joined.decode("utf-8")  # pyarrow's reader lets some invalid UTF-8 through (a fuzz found it)
-        table = pa_json.read_json(io.BytesIO(joined), read_options=_READ, parse_options=_PARSE)
+        table = pa_json.read_json(io.BytesIO(joined), read_options=_READ, parse_options=parse)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     return table if table.num_rows == len(values) else None  # a blank or doubled line
@@ -138,7 +187,8 @@ def _read_block(values: list[bytes]) -> pa.Table | None:
 
 def _decode_batches(values: Sequence[bytes | None], batch: list[int],
                     parts: list[tuple[np.ndarray, pa.Table]], slow: list[int]) -> None:
-    """Batch records: structure checked per record, types and values per column."""
+    """Batch records of the older rows form: structure checked per record, types and
+    values per column."""
     cols: list[list[object]] = [[], [], [], [], []]
     owners: list[int] = []
     sizes: list[int] = []
@@ -203,12 +253,20 @@ def _valid_mask(ids: pa.ChunkedArray | pa.Array, ts: pa.ChunkedArray | pa.Array,
                 prev: pa.ChunkedArray | pa.Array, curr: pa.ChunkedArray | pa.Array,
                 link_type: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """True where a click passes every rule of ``clickstream.events`` (nulls fail)."""
+    return _click_mask(ids, ts, prev, link_type) & _title_mask(curr)
+
+
+def _click_mask(ids: pa.ChunkedArray | pa.Array, ts: pa.ChunkedArray | pa.Array,
+                prev: pa.ChunkedArray | pa.Array, link_type: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The rules on everything but ``curr``."""
     ok = pc.and_kleene(pc.greater_equal(ids, 0),
                        pc.and_kleene(pc.greater_equal(ts, MIN_TS_MS), pc.less(ts, MAX_TS_MS)))
-    for title in (prev, curr):
-        length = pc.utf8_length(title)
-        ok = pc.and_kleene(ok, pc.and_kleene(pc.greater(length, 0),
-                                             pc.less_equal(length, MAX_TITLE_BYTES)))
-        ok = pc.and_kleene(ok, pc.invert(pc.match_substring_regex(title, _CONTROL)))
     ok = pc.and_kleene(ok, pc.is_in(link_type, value_set=_LINK_TYPES))
+    return np.asarray(pc.fill_null(ok, False), dtype=bool) & _title_mask(prev)
+
+
+def _title_mask(title: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    length = pc.utf8_length(title)
+    ok = pc.and_kleene(pc.and_kleene(pc.greater(length, 0), pc.less_equal(length, MAX_TITLE_BYTES)),
+                       pc.invert(pc.match_substring_regex(title, _CONTROL)))
     return np.asarray(pc.fill_null(ok, False), dtype=bool)

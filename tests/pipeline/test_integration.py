@@ -42,7 +42,8 @@ BAD_VALUES = (b"{not json", b"[1, 2, 3]", b'{"id": 1, "ts": 1422748800000, "prev
               b'{"id": -5, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "link"}',
               b'{"id": 7, "ts": 12, "prev": "a", "curr": "b", "type": "link"}',
               b'{"id": 8, "ts": 1422748800000, "prev": "a", "curr": "b", "type": "portal"}',
-              b'{"clicks": []}', b"\xff\xfe")
+              b'{"clicks": []}', b"\xff\xfe",
+              b'{"curr":"b","ids":[1,2],"ts":[1422748800000],"prevs":["a","a"],"types":["link","link"]}')
 
 
 def make_clicks(rows: int, seed: int, limit: int, span_s: float) -> list[Click]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from clickstream.events import LINK_TYPES, Click, decode_record, encode_click
+from clickstream.events import LINK_TYPES, Click, decode_record, encode_batch, encode_click
 from producer.encoding import build_records, chunks_of, murmur2_partitions
 from producer.expand import expand_clicks
 from producer.readers import MAX_N, DumpFormatError, DumpRow, ReadReport, read_dump
@@ -180,8 +180,7 @@ def test_records_round_trip_and_match_the_event_encoding(clicks: list[Click], cl
             batch = decode_record(value)
             assert len(batch) == n <= clicks_per_record and {c.curr.encode() for c in batch} == {key}
             assert batch[0].ts_ms == first_ts and len({c.ts_ms // wait_ms for c in batch}) == 1
-            if clicks_per_record == 1:
-                assert value == encode_click(batch[0])
+            assert value == (encode_click(batch[0]) if clicks_per_record == 1 else encode_batch(batch))
             got.extend(batch)
     if clicks_per_record == 1:
         assert got == clicks
