@@ -24,6 +24,9 @@ from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consume
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 # kafka-python's default (305 s) would hide a broker outage; the pipeline retries instead.
 DRIVER_REQUEST_TIMEOUT_MS = 15_000
+# How often an idle pipeline asks for the end offsets (one small request to each leader): a
+# click appended while it waits is planned at most this much later.
+END_OFFSETS_POLL_S = 0.05
 
 
 def _consumer(bootstrap: str, group: str | None) -> KafkaConsumer:
@@ -109,7 +112,7 @@ class KafkaSource:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(min(0.2, timeout_s))
+            time.sleep(min(END_OFFSETS_POLL_S, timeout_s))
 
     def exhausted(self, offsets: dict[int, int]) -> bool:
         return False  # a Kafka topic never ends; callers stop on idleness or a count
