@@ -38,7 +38,6 @@ from pipeline.sources.base import RecordBatch
 from pipeline.sources.memory import MemorySource
 from producer.sender import records
 from tests.pipeline.conftest import COMPARED, assert_tables_equal, dump_sqlite, recount
-from tests.pipeline.test_crash import writing_state
 from tests.pipeline.test_integration import make_clicks, remove_archive
 from tests.pipeline.test_operators import T0, _clicks, _process
 
@@ -108,7 +107,7 @@ class _CheckedCommits(MemorySource):
         self.fetched_beside_a_write = 0  # batches read for a cycle while a state was being written
 
     def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
-        self.fetched_beside_a_write += writing_state(self._checkpoints)
+        self.fetched_beside_a_write += any(t.name.startswith("checkpoint-") for t in threading.enumerate())
         return super().fetch(partition, start_offset, end_offset)
 
     def commit(self, offsets: dict[int, int]) -> None:
@@ -120,7 +119,17 @@ class _CheckedCommits(MemorySource):
 
 @pytest.mark.integration
 def test_no_kafka_commit_precedes_the_landing_of_its_state(hdfs_url: str, tmp_path: Path, dask_client,
-                                                           unique_name: str) -> None:
+                                                           unique_name: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits follow the state's landing, and the state writes (on HDFS, each held back
+    0.3 s, as a slow or busy HDFS would) run beside the cycles, which do not wait for them."""
+    write_state = Checkpoints.write_state
+
+    def slow_write_state(self: Checkpoints, cycle: int, body: bytes) -> None:
+        time.sleep(0.3)
+        write_state(self, cycle, body)
+
+    monkeypatch.setattr(Checkpoints, "write_state", slow_write_state)
     clicks = make_clicks(300, seed=5, limit=40_000, span_s=120)
     topic = MemoryTopic(unique_name, 4)
     for key, value, _n, _t in records(clicks):
