@@ -17,7 +17,7 @@ from clickstream.settings import Settings
 from clickstream.store import open_store
 from launch.demo import run_settings
 
-CLICKS = 200_000
+CLICKS = 100_000
 RUN_TIMEOUT_S = 480
 DAY = "2015-02-01"  # the demo's event time starts at the synthetic month's first day
 

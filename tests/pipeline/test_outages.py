@@ -1,4 +1,4 @@
-"""Outages mid-stream: Cassandra down for 30 s, the Kafka broker restarted, HDFS down for 30 s.
+"""Outages mid-stream: Cassandra down for 20 s, the Kafka broker restarted, HDFS down for 20 s.
 
 Each test runs the pipeline over a paced replay on servers of its own (other ports, its
 own data folder: stopping them cannot disturb other tests), stops one server mid-run and
@@ -28,8 +28,8 @@ from tests.pipeline.test_integration import make_clicks, remove_archive
 pytestmark = pytest.mark.integration
 
 N_CLICKS = 40_000
-REPLAY_S = 40.0  # the paced replay spans the outage
-OUTAGE_S = 30.0
+REPLAY_S = 30.0  # the paced replay spans the outage
+OUTAGE_S = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def _settings(own_servers: Settings, name: str) -> Settings:
                                archive_url=f"{own_servers.hdfs_url}/tests/{name}")
 
 
-def test_cassandra_down_for_30_s_is_waited_for_and_loses_nothing(own_servers: Settings, unique_name: str,
+def test_cassandra_down_for_20_s_is_waited_for_and_loses_nothing(own_servers: Settings, unique_name: str,
                                                                  dask_client) -> None:
     settings = _settings(own_servers, unique_name)
     clicks, statuses = _run_with_outage(settings, "cassandra", OUTAGE_S, dask_client)
@@ -121,7 +121,7 @@ def test_kafka_broker_restarted_mid_stream_loses_nothing(own_servers: Settings, 
     remove_archive(settings.archive)
 
 
-def test_hdfs_down_for_30_s_keeps_the_archive_and_loses_nothing(own_servers: Settings, unique_name: str,
+def test_hdfs_down_for_20_s_keeps_the_archive_and_loses_nothing(own_servers: Settings, unique_name: str,
                                                                dask_client, tmp_path: Path) -> None:
     settings = _settings(own_servers, unique_name)
     clicks, statuses = _run_with_outage(settings, "hdfs", OUTAGE_S, dask_client)
