@@ -19,8 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clickstream.windows import (
     FULL_COUNT_WINDOWS_MS,
@@ -40,6 +42,8 @@ TotalsKey = tuple[int, int]  # (window_ms, window_start_ms)
 # Totals of final windows kept in memory (and checkpoints) this long after they closed, so
 # late clicks for them are added without reading the store.
 FINAL_TOTALS_HORIZON_MS = 15 * 60_000
+# an open window's partial tables are summed into one when there are more than this many
+COMPACT_FRAMES = 32
 
 
 class StoredTotals(NamedTuple):
@@ -82,6 +86,12 @@ class TrendingRow(NamedTuple):
     clicks: int
     baseline: float
     lift: float
+
+
+def _summed(counts: pa.Table) -> pa.Table:
+    """Partial counts (``COUNT_SCHEMA``) summed per ``(metric, window_ms, window_start_ms, key)``."""
+    summed = counts.group_by(COUNT_COLUMNS[:-1], use_threads=False).aggregate([("clicks", "sum")])
+    return pa.table([summed[c] for c in (*COUNT_COLUMNS[:-1], "clicks_sum")], names=COUNT_COLUMNS)
 
 
 def empty_counts() -> pd.DataFrame:
@@ -196,7 +206,10 @@ class WindowState:
     def __init__(self, finalized_ms: int = 0) -> None:
         self.finalized_ms = finalized_ms
         self.max_end_finalized_ms = finalized_ms
-        self._frames: list[pd.DataFrame] = []
+        # open tumbling windows' partial counts, by window end: a cycle touches only the
+        # partials it adds and the windows it closes, never the whole open state
+        self._open: dict[int, list[pa.Table]] = {}
+        self._running: Counter[TotalsKey] = Counter()  # on-time clicks of each open window
         self._open_late: Counter[TotalsKey] = Counter()
         self.late_rewrites: Counter[TotalsKey] = Counter()
         self.final_totals: dict[TotalsKey, list[int]] = {}
@@ -205,8 +218,29 @@ class WindowState:
 
     # -- absorbing partials --------------------------------------------------------------
     def add_counts(self, counts: pa.Table) -> None:
-        if counts.num_rows:
-            self._frames.append(counts.to_pandas())
+        """Absorb a partial (``COUNT_SCHEMA``); costs O(its rows), not O(the open state)."""
+        if not counts.num_rows:
+            return
+        if counts.schema != COUNT_SCHEMA:  # (concatenated with the others)
+            counts = counts.cast(COUNT_SCHEMA)
+        ends = pc.add(counts["window_start_ms"], counts["window_ms"])
+        order = pc.sort_indices(ends)
+        counts, ends_sorted = counts.take(order), ends.take(order).to_numpy()
+        cuts = np.flatnonzero(ends_sorted[1:] != ends_sorted[:-1]) + 1
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(ends_sorted)], strict=True):
+            end = int(ends_sorted[lo])
+            bucket = self._open.setdefault(end, [])
+            bucket.append(counts.slice(lo, hi - lo))  # zero-copy
+            if len(bucket) > COMPACT_FRAMES:
+                self._open[end] = [_summed(pa.concat_tables(bucket))]
+        by_type = counts.filter(pc.equal(counts["metric"], METRIC_LINK_TYPE))
+        if by_type.num_rows:
+            totals = by_type.group_by(["window_ms", "window_start_ms"], use_threads=False).aggregate(
+                [("clicks", "sum")])
+            for window_ms, start, clicks in zip(totals["window_ms"].to_pylist(),
+                                                totals["window_start_ms"].to_pylist(),
+                                                totals["clicks_sum"].to_pylist(), strict=True):
+                self._running[(window_ms, start)] += clicks
 
     def add_late(self, late: Iterable[tuple[int, int, int]]) -> None:
         """``(window_ms, window_start_ms, late clicks)`` of every window holding late clicks."""
@@ -222,16 +256,11 @@ class WindowState:
         rows = WindowRows()
         if until_ms <= self.finalized_ms:
             return rows
-        counts = pd.concat(self._frames, ignore_index=True) if self._frames else empty_counts()
-        closed_mask = (counts["window_start_ms"] + counts["window_ms"]) <= until_ms
-        closed = counts[closed_mask]
-        rest = counts[~closed_mask]
-        if not rest.empty:
-            rest = rest.groupby(["metric", "window_ms", "window_start_ms", "key"], sort=False,
-                                as_index=False)["clicks"].sum()
-        self._frames = [rest] if not rest.empty else []
-        final = closed.groupby(["metric", "window_ms", "window_start_ms", "key"], as_index=False,
-                               sort=False)["clicks"].sum()
+        closing = [table for end in sorted(e for e in self._open if e <= until_ms)
+                   for table in self._open.pop(end)]
+        for key in [k for k in self._running if k[0] + k[1] <= until_ms]:
+            del self._running[key]
+        final = (_summed(pa.concat_tables(closing)).to_pandas() if closing else empty_counts())
         self._tumbling_rows(final, rows)
         ten = final[final["window_ms"] == SLIDING_STEP_MS]
         for metric, frame in ten.groupby("metric", sort=True):
@@ -260,17 +289,8 @@ class WindowState:
 
     def open_totals(self) -> list[TotalsRow]:
         """Running totals of the open tumbling windows (on-time clicks so far, late so far)."""
-        if not self._frames:
-            return []
-        if len(self._frames) > 1:
-            merged = pd.concat(self._frames, ignore_index=True)
-            merged = merged.groupby(COUNT_COLUMNS[:-1], sort=False, as_index=False)["clicks"].sum()
-            self._frames = [merged]
-        frame = self._frames[0]
-        by_type = frame[frame["metric"] == METRIC_LINK_TYPE]
-        totals = by_type.groupby(["window_ms", "window_start_ms"], sort=True)["clicks"].sum()
-        return [TotalsRow(int(w), int(s), int(c), self._open_late.get((int(w), int(s)), 0))
-                for (w, s), c in totals.items()]
+        return [TotalsRow(w, s, c, self._open_late.get((w, s), 0))
+                for (w, s), c in sorted(self._running.items())]
 
     def finalize_all(self) -> WindowRows:
         """Close every open window (clean stop); ``finalized_ms`` becomes the latest end closed."""
@@ -348,10 +368,8 @@ class WindowState:
         """Everything a restart needs, as JSON-able metadata and Arrow tables."""
         if self.late_rewrites:
             raise RuntimeError("snapshot with late rewrites not yet written (flush first)")
-        counts = pd.concat(self._frames, ignore_index=True) if self._frames else empty_counts()
-        if len(self._frames) > 1:
-            counts = counts.groupby(COUNT_COLUMNS[:-1], sort=False, as_index=False)["clicks"].sum()
-        self._frames = [counts] if not counts.empty else []
+        tables = [table for end in sorted(self._open) for table in self._open[end]]
+        counts = _summed(pa.concat_tables(tables)) if tables else COUNT_SCHEMA.empty_table()
         metrics: list[str] = []
         starts: list[int] = []
         keys: list[str] = []
@@ -375,7 +393,7 @@ class WindowState:
             "sliding_next_start_ms": {m: sc.next_start for m, sc in sorted(self._sliding.items())},
             "trending_last_start_ms": self.trending.last_start,
         }
-        tables = {"open_counts": pa.Table.from_pandas(counts, schema=COUNT_SCHEMA, preserve_index=False),
+        tables = {"open_counts": counts,
                   "sliding_buckets": sliding, "trending_baseline": trending}
         return meta, tables
 
@@ -384,8 +402,7 @@ class WindowState:
         """The state ``snapshot()`` described."""
         state = cls(int(meta["finalized_ms"]))
         state.max_end_finalized_ms = int(meta["max_end_finalized_ms"])
-        counts = tables["open_counts"].to_pandas()
-        state._frames = [counts] if not counts.empty else []
+        state.add_counts(tables["open_counts"])
         state._open_late = Counter({(int(w), int(s)): int(n) for w, s, n in meta["open_late"]})
         state.final_totals = {(int(w), int(s)): [int(c), int(lt)] for w, s, c, lt in meta["final_totals"]}
         buckets = tables["sliding_buckets"].to_pandas()

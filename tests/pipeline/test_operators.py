@@ -150,3 +150,41 @@ def test_a_restored_state_finalizes_exactly_like_the_one_it_was_saved_from(tmp_p
     assert rows[0] == rows[1]
     assert rows[0].trending and rows[0].topn and part.late_clicks
     assert kept.trending.baseline == restored.trending.baseline
+
+
+def test_running_totals_and_final_rows_match_the_recount_with_many_small_partials(tmp_path) -> None:
+    """More partials per window than ``COMPACT_FRAMES`` (the open state's buckets compact)
+    and finalizing step by step: the running totals of the open windows always equal a
+    recount of their clicks, a restored state reports the same, and the final rows equal the
+    recount of all clicks."""
+    from pipeline.operators.windows import COMPACT_FRAMES
+
+    clicks = [Click(i, T0 + i * 100, ["other-search", "A", "B"][i % 3], ["X", "Y", "Z", "W"][(i * 7) % 4],
+                    ["link", "external"][i % 2]) for i in range(1_200)]  # 10 clicks/s for 120 s
+    state = WindowState()
+    finals = []
+    step = 6  # a 60 s window gets 100 partials
+    assert 600 // step > COMPACT_FRAMES
+    for lo in range(0, len(clicks), step):
+        part = _process(clicks[lo:lo + step], tmp_path, finalized_ms=state.finalized_ms, start=lo)
+        assert part.late_clicks == 0
+        state.add_counts(part.counts)
+        until = clicks[min(lo + step, len(clicks) - 1)].ts_ms - 30_000
+        finals.append(state.finalize(until))
+        expected = {}
+        for c in clicks[:lo + step]:
+            for window_ms in (1_000, 10_000, 60_000):
+                start = c.ts_ms - c.ts_ms % window_ms
+                if start + window_ms > state.finalized_ms:
+                    expected[(window_ms, start)] = expected.get((window_ms, start), 0) + 1
+        running = {(t.window_ms, t.window_start_ms): t.clicks for t in state.open_totals()}
+        assert running == expected
+        if lo % (20 * step) == 0:
+            assert {(t.window_ms, t.window_start_ms): t.clicks
+                    for t in WindowState.restore(*state.snapshot()).open_totals()} == expected
+    finals.append(state.finalize_all())
+    merged = finals[0]
+    for rows in finals[1:]:
+        for name in ("totals", "topn", "counts", "trending"):
+            getattr(merged, name).extend(getattr(rows, name))
+    assert _rows_as_tables(merged) == recount(clicks)
