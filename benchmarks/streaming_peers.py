@@ -213,18 +213,18 @@ class RssPeaks(threading.Thread):
 
 class PhaseLog(logging.Handler):
     """Sums the pipeline's DEBUG "cycle phases" lines: seconds waiting for the workers after
-    the driver's flush, merge + finalize, and the flush of the cycle before (which overlaps
-    the workers' batches)."""
+    the driver's flush, merge + finalize (overlaps the next cycle's batches), the flush of the
+    cycle before (overlaps this cycle's batches), planning + dispatching the next cycle."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.cycles = 0
-        self.seconds = [0.0, 0.0, 0.0]
+        self.seconds = [0.0, 0.0, 0.0, 0.0]
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("cycle phases") and isinstance(record.args, tuple):
             self.cycles += 1
-            for i, value in enumerate(record.args[:3]):
+            for i, value in enumerate(record.args[:4]):
                 self.seconds[i] += float(value)
 
 
@@ -531,12 +531,14 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
                     a.rss.children_sum_bytes / MB, "MB"),
     ]
     for phase, seconds in zip(("waiting for the workers' batches after the flush",
-                               "merge + finalize (driver)",
+                               "merge + finalize (driver; overlaps the next cycle's batches)",
                                "flush of the cycle before (driver: store writes, checkpoint; "
-                               "overlaps the batches)"), a.phases.seconds, strict=True):
+                               "overlaps the batches)",
+                               "planning + dispatching the next cycle (driver)"),
+                              a.phases.seconds, strict=True):
         rows.append(Measurement(SUITE, f"(a) driver phase over {a.phases.cycles} cycles: {phase}",
                                 seconds, "s"))
-    rows.append(Measurement(SUITE, "(a) the rest: planning, idle polls, the clean stop's "
+    rows.append(Measurement(SUITE, "(a) the rest: the first plan, idle polls, the clean stop's "
                                    "finalize_all + flush",
                             a.elapsed_s - sum(a.phases.seconds), "s"))
     rows += latency_rows(bench, a_rate, "kafka-python")

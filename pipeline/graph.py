@@ -7,17 +7,23 @@ Graph::
       .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
       .sink(arrived)           the cycle waits for its partials, retrying failed tasks
 
-Cycle k, overlapped with the flush of cycle k-1::
+Cycle k, overlapped with the merge and flush of cycle k-1::
 
+    wait for k's partials (the workers fetch, decode, count and archive k's ranges ...)
+    advance: offsets, per-partition max event time, watermark  (cheap, no window state)
     collect a landed state: commit its offsets to Kafka (or raise its write's failure)
-    plan k  (ranges, end offsets, lateness threshold)  -> logged in the store (milliseconds)
-    dispatch k's tasks                                  -> the workers fetch and decode ...
-    flush k-1: dead letters, window rows, metrics       ... while the driver writes these
-    snapshot k-1 (every checkpoint_interval_s)          ... and takes its state (encoded bytes),
+    plan k+1 (ranges, end offsets, lateness threshold) -> logged in the store (milliseconds)
+    dispatch k+1's tasks                                -> the workers start on k+1 ...
+    merge k's partials, finalize windows (vectorised)   ... while the driver merges k,
+    flush k: dead letters, window rows, metrics         ... writes k's rows
+    snapshot k (every checkpoint_interval_s)            ... and takes its state (encoded bytes),
                                                             handed to the writer thread
-    wait for k's partials, merge, advance the watermark, finalize windows (vectorised)
 
-    writer thread: state/<k-1>.ckpt written (retried like any step), then older states and
+    k+1's lateness threshold is what finalizing k will set (the watermark after k, never
+    lower than what was final before), known before k's counts are merged; the workers
+    never wait for the driver's merge or store writes, only for planning.
+
+    writer thread: state/<k>.ckpt written (retried like any step), then older states and
     the plans they cover pruned; at most one write in flight: a boundary that finds one
     still in flight (or landed but not collected) takes no snapshot, the next due one does
 
@@ -328,35 +334,45 @@ class Pipeline:
         t0 = time.monotonic()
         run = self._run = self._restore()
         idle_since = time.monotonic()
-        while not self._stop.is_set():
-            remaining = None if max_clicks is None else max_clicks - run.summary.clicks
-            if remaining is not None and remaining <= 0:
-                break
-            plan = self._next_plan(run, remaining)
+        plan: CyclePlan | None = None  # dispatched, not yet merged
+        tasks: list[BatchTask] = []
+        started = 0.0
+        while True:
             if plan is None:
-                self._flush(run, checkpoint=False)
-                self._status = "idle"
-                if self._retry("kafka", lambda: self.source.exhausted(run.next_offsets)):
+                if self._stop.is_set() or self._remaining(run, max_clicks) == 0:
                     break
-                if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
-                    break
-                self._retry("kafka", lambda: self.source.wait_for_data(
-                    run.next_offsets, self.settings.stream_poll_interval_s))
-                continue
-            self._status = "running"
-            started = time.monotonic()
-            tasks = self._dispatch(plan)
+                plan = self._next_plan(run, self._remaining(run, max_clicks))
+                if plan is None:
+                    self._flush(run, checkpoint=False)
+                    self._status = "idle"
+                    if self._retry("kafka", lambda: self.source.exhausted(run.next_offsets)):
+                        break
+                    if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
+                        break
+                    self._retry("kafka", lambda: self.source.wait_for_data(
+                        run.next_offsets, self.settings.stream_poll_interval_s))
+                    continue
+                self._status = "running"
+                started = time.monotonic()
+                tasks = self._dispatch(plan)
             self._flush(run, checkpoint=False)  # the cycle before, while the workers run this one
             flushed = time.monotonic()
             partials = self._gather(tasks, cycle_timeout_s)
             gathered = time.monotonic()
-            self._apply(run, plan, partials, started)
+            self._advance(run, plan, partials)
+            following: CyclePlan | None = None
+            if not self._stop.is_set() and self._remaining(run, max_clicks) != 0:
+                following = self._next_plan(run, self._remaining(run, max_clicks))
+            following_started = time.monotonic()
+            following_tasks = self._dispatch(following) if following is not None else []
+            dispatched = time.monotonic()
+            self._merge(run, plan, partials, started)
             idle_since = time.monotonic()
-            # seconds: waiting for the workers after the flush, merge + finalize, the flush
-            log.debug("cycle phases %.3f %.3f %.3f", gathered - flushed, idle_since - gathered,
-                      flushed - started)
-            if plan.caught_up:  # nothing to overlap with: write now, not after the next plan
-                self._flush(run, checkpoint=False)
+            # seconds: waiting for the workers after the flush, merge + finalize (the workers
+            # already on the next cycle), the flush, planning + dispatching the next cycle
+            log.debug("cycle phases %.3f %.3f %.3f %.3f", gathered - flushed, idle_since - dispatched,
+                      flushed - started, dispatched - gathered)
+            plan, tasks, started = following, following_tasks, following_started
         return self._stop_cleanly(run, t0)
 
     def _stop_cleanly(self, run: _RunState, t0: float) -> RunSummary:
@@ -415,14 +431,26 @@ class Pipeline:
         self._consumed = dict(run.next_offsets)
         return run
 
+    @staticmethod
+    def _remaining(run: _RunState, max_clicks: int | None) -> int | None:
+        """Clicks still to read before ``max_clicks`` (0 when reached), None without a limit."""
+        return None if max_clicks is None else max(0, max_clicks - run.summary.clicks)
+
+    @staticmethod
+    def _next_finalized_ms(run: _RunState) -> int:
+        """The lateness threshold of the next cycle: what finalizing the last advanced cycle
+        sets (``WindowState.finalize(watermark)`` never goes back), before it is merged."""
+        return max(run.state.finalized_ms, run.watermark_ms)
+
     def _next_plan(self, run: _RunState, remaining: int | None) -> CyclePlan | None:
         """A logged cycle to run again, or a new plan (logged before it runs), or None.
-        First commits the offsets of a snapshot that landed since (or raises its failure)."""
+        First commits the offsets of a snapshot that landed since (or raises its failure).
+        Called after the last cycle was advanced (``_advance``), before or after its merge."""
         self._land_snapshot(run, wait=False)
         if run.replay:
             plan = run.replay.popleft()
             starts = {p: r[0] for p, r in plan.ranges.items()}
-            if (plan.cycle != run.cycle + 1 or plan.finalized_ms != run.state.finalized_ms
+            if (plan.cycle != run.cycle + 1 or plan.finalized_ms != self._next_finalized_ms(run)
                     or any(run.next_offsets.get(p) != s for p, s in starts.items())):
                 raise PipelineError(f"checkpoint {self.checkpoints.url}: logged cycle {plan.cycle} "
                                     f"({self.checkpoints.plans.where}) does not follow the restored "
@@ -439,7 +467,7 @@ class Pipeline:
         plan = CyclePlan(run.cycle + 1,
                          {p: (run.next_offsets[p], min(ends[p], run.next_offsets[p] + batch))
                           for p in with_data},
-                         dict(ends), run.state.finalized_ms)
+                         dict(ends), self._next_finalized_ms(run))
         self._retry(self.checkpoints.plans.step, lambda: self.checkpoints.log_plan(plan))
         return plan
 
@@ -512,8 +540,35 @@ class Pipeline:
         self._status = "running"
         return [done[k] for k in sorted(done)]
 
-    def _apply(self, run: _RunState, plan: CyclePlan, partials: list[Partial], started: float) -> None:
-        """Merge the cycle's partials, advance the watermark, finalize (driver side, pure)."""
+    def _advance(self, run: _RunState, plan: CyclePlan, partials: list[Partial]) -> None:
+        """Move the cycle's offsets, per-partition max event times and the watermark on (cheap:
+        no window state), so that the next cycle can be planned before this one is merged."""
+        summary = run.summary
+        for part in partials:
+            if part.max_ts_ms is not None:
+                run.max_ts[part.partition] = max(run.max_ts.get(part.partition, part.max_ts_ms),
+                                                 part.max_ts_ms)
+            summary.records += part.records
+            summary.clicks += part.clicks
+        for p, (_, end) in plan.ranges.items():
+            run.next_offsets[p] = end
+        run.lag_records = {lag.partition: lag.lag_records for lag in self._positions(run, plan)}
+        active = [run.max_ts[p] for p in run.max_ts if run.next_offsets[p] < plan.end_offsets.get(p, 0)]
+        if not active:
+            active = list(run.max_ts.values())
+        if active:
+            run.watermark_ms = max(run.watermark_ms, min(active) - self.settings.allowed_lateness_ms)
+        run.cycle = plan.cycle
+        summary.cycles += 1
+
+    @staticmethod
+    def _positions(run: _RunState, plan: CyclePlan) -> tuple[PartitionLag, ...]:
+        return tuple(PartitionLag(p, run.next_offsets[p], plan.end_offsets.get(p, run.next_offsets[p]))
+                     for p in sorted(run.next_offsets))
+
+    def _merge(self, run: _RunState, plan: CyclePlan, partials: list[Partial], started: float) -> None:
+        """Merge the advanced cycle's partials into the window state and finalize up to the
+        watermark (driver side, pure); its rows wait in ``run.pending`` for the next flush."""
         state, summary = run.state, run.summary
         late = dead = clicks = 0
         oldest = newest = None
@@ -526,29 +581,19 @@ class Pipeline:
             state.add_late(part.late)
             for record, reason in part.dead:
                 self.dead_letter.add(self.source.topic, part.partition, record, reason)
-            if part.max_ts_ms is not None:
-                run.max_ts[part.partition] = max(run.max_ts.get(part.partition, part.max_ts_ms),
-                                                 part.max_ts_ms)
             late += part.late_clicks
             dead += len(part.dead)
             clicks += part.clicks
-            summary.records += part.records
             summary.archived_files += len(part.archived)
             if part.oldest_append_ms is not None:
                 oldest = part.oldest_append_ms if oldest is None else min(oldest, part.oldest_append_ms)
                 newest = part.newest_append_ms if newest is None else max(newest, part.newest_append_ms)
-        for p, (_, end) in plan.ranges.items():
-            run.next_offsets[p] = end
-        positions = tuple(PartitionLag(p, run.next_offsets[p], plan.end_offsets.get(p, run.next_offsets[p]))
-                          for p in sorted(run.next_offsets))
-        run.lag_records = {lag.partition: lag.lag_records for lag in positions}
-        active = [run.max_ts[p] for p in run.max_ts if run.next_offsets[p] < plan.end_offsets.get(p, 0)]
-        if not active:
-            active = list(run.max_ts.values())
-        if active:
-            run.watermark_ms = max(run.watermark_ms, min(active) - self.settings.allowed_lateness_ms)
+        expected_finalized_ms = self._next_finalized_ms(run)
         rows = state.finalize(run.watermark_ms)
-        run.cycle = plan.cycle
+        if state.finalized_ms != expected_finalized_ms:  # the next plan's threshold relies on it
+            raise PipelineError(f"cycle {plan.cycle}: finalized up to {state.finalized_ms}, "
+                                f"planned the next cycle with {expected_finalized_ms}")
+        positions = self._positions(run, plan)
         now = now_ms()
         elapsed = max(time.monotonic() - started, 1e-6)
         metrics = CycleMetrics(now, clicks, clicks / elapsed, now - newest if newest is not None else 0,
@@ -557,11 +602,9 @@ class Pipeline:
         run.pending.append(_Finished(plan.cycle, rows, metrics, sample))
         self._timings["cycle_s"] = time.monotonic() - started
         self._timings["archive_write_s"] = archive_s
-        summary.cycles += 1
-        summary.clicks += clicks
         summary.late_clicks += late
         summary.dead_letters += dead
-        self._consumed = dict(run.next_offsets)
+        self._consumed = dict(run.next_offsets)  # (the next cycle is not advanced before this)
 
     def _flush(self, run: _RunState, *, checkpoint: bool) -> None:
         """Write what finished cycles produced, then checkpoint when due (or asked). Blocks."""
