@@ -355,6 +355,7 @@ class Pipeline:
                 self._status = "running"
                 started = time.monotonic()
                 tasks = self._dispatch(plan)
+            flush_started = time.monotonic()
             self._flush(run, checkpoint=False)  # the cycle before, while the workers run this one
             flushed = time.monotonic()
             partials = self._gather(tasks, cycle_timeout_s)
@@ -371,7 +372,7 @@ class Pipeline:
             # seconds: waiting for the workers after the flush, merge + finalize (the workers
             # already on the next cycle), the flush, planning + dispatching the next cycle
             log.debug("cycle phases %.3f %.3f %.3f %.3f", gathered - flushed, idle_since - dispatched,
-                      flushed - started, dispatched - gathered)
+                      flushed - flush_started, dispatched - gathered)
             plan, tasks, started = following, following_tasks, following_started
         return self._stop_cleanly(run, t0)
 
