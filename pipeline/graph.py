@@ -7,7 +7,8 @@ Graph::
       .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
       .sink(arrived)           the cycle waits for its partials, retrying failed tasks
 
-Cycle k, overlapped with the merge and flush of cycle k-1::
+Cycle k, behind on the topic (throughput first: the workers never wait for the driver's
+merge or store writes, only for planning)::
 
     wait for k's partials (the workers fetch, decode, count and archive k's ranges ...)
     advance: offsets, per-partition max event time, watermark  (cheap, no window state)
@@ -20,8 +21,11 @@ Cycle k, overlapped with the merge and flush of cycle k-1::
                                                             handed to the writer thread
 
     k+1's lateness threshold is what finalizing k will set (the watermark after k, never
-    lower than what was final before), known before k's counts are merged; the workers
-    never wait for the driver's merge or store writes, only for planning.
+    lower than what was final before), known before k's counts are merged.
+
+Cycle k, caught up (it read all its partitions held when planned; latency first): merge
+and flush k right after advancing, then plan and dispatch k+1; the rows of k are in the
+store one merge and one flush after its partials arrived.
 
     writer thread: state/<k>.ckpt written (retried like any step), then older states and
     the plans they cover pruned; at most one write in flight: a boundary that finds one
@@ -361,18 +365,27 @@ class Pipeline:
             partials = self._gather(tasks, cycle_timeout_s)
             gathered = time.monotonic()
             self._advance(run, plan, partials)
+            merge_s = flush_s = 0.0
+            if plan.caught_up:  # latency first: this cycle's rows are written before the next plan
+                self._merge(run, plan, partials, started)
+                merged = time.monotonic()
+                self._flush(run, checkpoint=False)
+                merge_s, flush_s = merged - gathered, time.monotonic() - merged
+            planning = time.monotonic()
             following: CyclePlan | None = None
             if not self._stop.is_set() and self._remaining(run, max_clicks) != 0:
                 following = self._next_plan(run, self._remaining(run, max_clicks))
             following_started = time.monotonic()
             following_tasks = self._dispatch(following) if following is not None else []
             dispatched = time.monotonic()
-            self._merge(run, plan, partials, started)
+            if not plan.caught_up:  # throughput first: merged while the workers run the next cycle
+                self._merge(run, plan, partials, started)
+                merge_s = time.monotonic() - dispatched
             idle_since = time.monotonic()
-            # seconds: waiting for the workers after the flush, merge + finalize (the workers
-            # already on the next cycle), the flush, planning + dispatching the next cycle
-            log.debug("cycle phases %.3f %.3f %.3f %.3f", gathered - flushed, idle_since - dispatched,
-                      flushed - flush_started, dispatched - gathered)
+            # seconds: waiting for the workers after the flush, merge + finalize, the flush,
+            # planning + dispatching the next cycle
+            log.debug("cycle phases %.3f %.3f %.3f %.3f", gathered - flushed, merge_s,
+                      flushed - flush_started + flush_s, dispatched - planning)
             plan, tasks, started = following, following_tasks, following_started
         return self._stop_cleanly(run, t0)
 

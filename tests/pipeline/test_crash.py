@@ -139,12 +139,12 @@ def checkpoints(crash_settings: Settings) -> Iterator[Checkpoints]:
     store.close()
 
 
-def _until(condition: Callable[[], bool], timeout_s: float = 120.0) -> bool:
+def _until(condition: Callable[[], bool], timeout_s: float = 120.0, poll_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.05)
+        time.sleep(poll_s)
     return True
 
 
@@ -158,15 +158,16 @@ def test_sigkill_nine_times_at_start_mid_work_and_mid_state_write_gives_exact_ou
 
     def wait(kill: int, rng: random.Random) -> None:
         kind = kill % 3
-        if kind == 0:
-            time.sleep(rng.uniform(1.0, 8.0))
+        if kind == 0:  # the process starts in ~3 s (imports, its Dask worker), then restores
+            time.sleep(rng.uniform(1.0, 5.0))
             return
         before = _newest_cycle(checkpoints)
         if kind == 1:
             if _until(lambda: _newest_cycle(checkpoints) > before):
                 landed["mid_work"].append(kill)
-            time.sleep(rng.uniform(0.0, 3.0))
-        elif _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints)):
+            time.sleep(rng.uniform(0.0, 1.0))  # short: input must be left for the kills after
+        elif _until(lambda: _newest_cycle(checkpoints) > before and writing_state(checkpoints),
+                    poll_s=0.0):  # a state file is a temporary file for ~40 ms only
             landed["mid_write"].append(kill)
 
     _kill_again_and_again_then_finish(crash_settings, checkpoints, recs, KILLS, wait, tmp_path)
