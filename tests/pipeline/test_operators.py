@@ -7,7 +7,15 @@ import numpy as np
 from clickstream.events import Click, encode_batch, encode_click
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES
 from pipeline.operators.decode import decode_values
-from pipeline.operators.windows import SlidingCounts, StoredTotals, TotalsRow, Trending, WindowState, top_n
+from pipeline.operators.windows import (
+    COMPACT_FRAMES,
+    SlidingCounts,
+    StoredTotals,
+    TotalsRow,
+    Trending,
+    WindowState,
+    top_n,
+)
 from pipeline.sources.base import RecordBatch
 from pipeline.worker import BatchTask, process_batch
 from tests.pipeline.conftest import read_archive, recount
@@ -157,8 +165,6 @@ def test_running_totals_and_final_rows_match_the_recount_with_many_small_partial
     and finalizing step by step: the running totals of the open windows always equal a
     recount of their clicks, a restored state reports the same, and the final rows equal the
     recount of all clicks."""
-    from pipeline.operators.windows import COMPACT_FRAMES
-
     clicks = [Click(i, T0 + i * 100, ["other-search", "A", "B"][i % 3], ["X", "Y", "Z", "W"][(i * 7) % 4],
                     ["link", "external"][i % 2]) for i in range(1_200)]  # 10 clicks/s for 120 s
     state = WindowState()
