@@ -2,8 +2,10 @@
 
 Graph::
 
-    DaskStream (one BatchTask per partition offset range, <= TASK_RECORDS records)
-      .map(process_batch)      submitted to a worker: fetch + decode + partials + archive
+    DaskStream (BatchTask groups: one BatchTask per partition offset range of <= TASK_RECORDS
+               records; a cycle behind sends each alone, a caught-up cycle one group per
+               worker thread, so its few small ranges cost one Dask task per worker)
+      .map(process_batches)    submitted to a worker: fetch + decode + partials + archive
       .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
       .sink(arrived)           the cycle waits for its partials, retrying failed tasks
 
@@ -88,7 +90,7 @@ from pipeline.sinks.store import StoreSink
 from pipeline.sources.base import BatchSource
 from pipeline.sources.kafka import KafkaSource, SourceError
 from pipeline.sources.memory import MemorySource
-from pipeline.worker import BatchTask, Partial, now_ms, process_batch
+from pipeline.worker import BatchTask, Partial, now_ms, process_batches
 
 log = logging.getLogger("pipeline")
 PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedError)
@@ -96,6 +98,7 @@ PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedErr
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
+WORKER_THREADS_TTL_S = 5.0  # how long the count of Dask worker threads is reused (scale-out)
 T = TypeVar("T")
 
 
@@ -235,7 +238,8 @@ class Pipeline:
         self._partials: dict[tuple[int, int], Partial] = {}
         self._arrivals = threading.Condition()
         self.stream = DaskStream(asynchronous=False)
-        (self.stream.map(process_batch)
+        self._worker_threads: tuple[float, int] = (-math.inf, 1)  # (when counted, how many)
+        (self.stream.map(process_batches)
          .buffer(4 * max(1, len(self.source.partitions))).gather()
          .sink(self._arrived))
 
@@ -501,16 +505,26 @@ class Pipeline:
 
     def _dispatch(self, plan: CyclePlan) -> list[BatchTask]:
         tasks = self._tasks(plan)
-        self._submit(tasks)
+        self._submit(tasks, self._count_worker_threads() if plan.caught_up else len(tasks))
         return tasks
 
-    def _submit(self, tasks: Sequence[BatchTask]) -> None:
-        for task in tasks:
-            self.stream.emit(task)
+    def _submit(self, tasks: Sequence[BatchTask], groups: int) -> None:
+        """Send ``tasks`` as at most ``groups`` Dask tasks (balanced by records)."""
+        for group in group_tasks(tasks, groups):
+            self.stream.emit(group)
 
-    def _arrived(self, result: Partial) -> None:
+    def _count_worker_threads(self) -> int:
+        """Threads of the Dask workers (at least 1), counted again every WORKER_THREADS_TTL_S."""
+        counted_at, threads = self._worker_threads
+        if time.monotonic() - counted_at >= WORKER_THREADS_TTL_S:
+            threads = max(1, sum(self.client.nthreads().values()))
+            self._worker_threads = (time.monotonic(), threads)
+        return threads
+
+    def _arrived(self, results: list[Partial]) -> None:
         with self._arrivals:
-            self._partials[(result.partition, result.start_offset)] = result
+            for result in results:
+                self._partials[(result.partition, result.start_offset)] = result
             self._arrivals.notify_all()
 
     def _all_arrived(self, keys: list[tuple[int, int]]) -> bool:
@@ -550,7 +564,7 @@ class Pipeline:
             delay_s = min(delay_s * 2, 10.0)
             retry = [dataclasses.replace(t, attempt=t.attempt + 1) for t, _ in failed]
             todo = {(t.partition, t.start_offset): t for t in retry}
-            self._submit(retry)
+            self._submit(retry, len(retry))
         self._status = "running"
         return [done[k] for k in sorted(done)]
 
@@ -698,6 +712,18 @@ class Pipeline:
     def _set_waiting(self, status: str | None) -> None:
         if status is not None:
             self._status = status
+
+
+def group_tasks(tasks: Sequence[BatchTask], groups: int) -> list[tuple[BatchTask, ...]]:
+    """``tasks`` in at most ``groups`` groups of about equal records (largest first into the
+    group with fewest so far); each group keeps the tasks' order."""
+    bins: list[list[int]] = [[] for _ in range(max(1, min(groups, len(tasks))))]
+    loads = [0] * len(bins)
+    for i in sorted(range(len(tasks)), key=lambda i: tasks[i].start_offset - tasks[i].end_offset):
+        smallest = loads.index(min(loads))
+        bins[smallest].append(i)
+        loads[smallest] += tasks[i].end_offset - tasks[i].start_offset
+    return [tuple(tasks[i] for i in sorted(b)) for b in bins if b]
 
 
 def retry_transient(what: str, step: Callable[[], T], timeout_s: float,

@@ -1,9 +1,14 @@
-"""What one Dask task does with one partition's offset range (runs on a worker).
+"""What one Dask task does with its offset ranges (runs on a worker).
 
-fetch (unless the driver shipped the records) -> columnar decode -> late split -> window
-partials -> archive (written and renamed here). Returns a ``Partial``: small per-window
-per-key counters as an Arrow table, late counts, the bad records and the archive paths;
-never the clicks.
+Per range (a ``BatchTask``): fetch (unless the driver shipped the records) -> columnar
+decode -> late split -> window partials -> archive (written and renamed here). Each range
+gives a ``Partial``: small per-window per-key counters as an Arrow table, late counts, the
+bad records and the archive paths; never the clicks.
+
+``process_batches`` runs several ranges in one Dask task (the driver groups a caught-up
+cycle's small ranges one group per worker thread): the ranges are counted one after the
+other while their archive files are written on a helper thread, so HDFS round trips
+overlap the next range's fetch and decode instead of adding to the cycle.
 
 Idempotent: the same task (same offsets, same ``finalized_ms``) gives the same partial and
 rewrites the same archive files, so Dask may run it again on another worker and the
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,16 +86,45 @@ RETRYABLE = (OSError, TimeoutError, ConnectionError)
 
 
 def process_batch(task: BatchTask) -> Partial:
-    """Never raises: a failure comes back as ``Partial.error`` (the driver retries or stops)."""
+    """One range. Never raises: a failure comes back as ``Partial.error`` (the driver
+    retries or stops)."""
+    return process_batches((task,))[0]
+
+
+def process_batches(tasks: Sequence[BatchTask]) -> list[Partial]:
+    """Several ranges, one ``Partial`` each, in the order given. Never raises (as
+    ``process_batch``); a range that failed does not stop the others.
+
+    Each range is counted on this thread while the archive of the range before is written
+    on one helper thread (pyarrow and the HDFS client release the GIL while they wait).
+    Blocks until every archive file is written (or failed).
+    """
+    outs: list[Partial] = []
+    writes: list[tuple[int, Future[None]]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive") as writer:
+        for i, task in enumerate(tasks):
+            out = Partial(task.partition, task.start_offset, task.end_offset)
+            try:
+                archive = _count(task, out)
+            except Exception as exc:
+                out = _failed(task, exc)
+                archive = None
+            outs.append(out)
+            if archive is not None:
+                writes.append((i, writer.submit(_write_archive, archive, out)))
+        for i, write in writes:
+            exc = write.exception()
+            if exc is not None:
+                outs[i] = _failed(tasks[i], exc)
+    return outs
+
+
+def _failed(task: BatchTask, exc: BaseException) -> Partial:
     out = Partial(task.partition, task.start_offset, task.end_offset)
-    try:
-        _process(task, out)
-    except Exception as exc:
-        out = Partial(task.partition, task.start_offset, task.end_offset)
-        out.retryable = _is_retryable(exc)
-        out.error = (f"partition {task.partition} offsets {task.start_offset}..{task.end_offset}: "
-                     + "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                     + ("" if out.retryable else "\n" + traceback.format_exc()))
+    out.retryable = _is_retryable(exc)
+    out.error = (f"partition {task.partition} offsets {task.start_offset}..{task.end_offset}: "
+                 + "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                 + ("" if out.retryable else "\n" + "".join(traceback.format_exception(exc))))
     return out
 
 
@@ -99,7 +135,9 @@ def _is_retryable(exc: BaseException) -> bool:
     return module.startswith(("kafka", "hdfs_native", "pipeline.sources"))
 
 
-def _process(task: BatchTask, out: Partial) -> None:
+def _count(task: BatchTask, out: Partial) -> ArchiveSink | None:
+    """Fetch, decode and count the range into ``out``; the archive still to write (None
+    when the range holds no click)."""
     if task.records is not None:
         batch = task.records
     else:
@@ -107,7 +145,7 @@ def _process(task: BatchTask, out: Partial) -> None:
         batch = task.fetcher(task.partition, task.start_offset, task.end_offset)
     out.records = len(batch)
     if not len(batch):
-        return
+        return None
     stamps = np.sort(batch.timestamps_ms)
     out.oldest_append_ms, out.newest_append_ms = int(stamps[0]), int(stamps[-1])
     out.append_sample = stamps[np.linspace(0, len(stamps) - 1, min(len(stamps), SAMPLE)).astype(int)].tolist()
@@ -116,7 +154,7 @@ def _process(task: BatchTask, out: Partial) -> None:
     clicks = decoded.clicks
     out.clicks = clicks.num_rows
     if not out.clicks:
-        return
+        return None
     clicks = with_referrer_class(clicks)
     ts = clicks["ts_ms"].to_numpy()
     late = late_mask(ts, task.finalized_ms)
@@ -130,6 +168,10 @@ def _process(task: BatchTask, out: Partial) -> None:
     archive = ArchiveSink(task.archive_url, task.topic)
     archive.add(task.partition, int(batch.offsets[0]), int(batch.offsets[-1]),
                 clicks.append_column("late", pa.array(late)))
+    return archive
+
+
+def _write_archive(archive: ArchiveSink, out: Partial) -> None:
     t0 = time.perf_counter()
     out.archived = archive.flush()
     out.archive_s = time.perf_counter() - t0
