@@ -2,10 +2,10 @@
 
 Graph::
 
-    DaskStream (BatchTask groups: one BatchTask per partition offset range of <= TASK_RECORDS
-               records; a cycle behind sends each alone, a caught-up cycle one group per
-               worker thread, so its few small ranges cost one Dask task per worker)
-      .map(process_batches)    submitted to a worker: fetch + decode + partials + archive
+    DaskStream (TaskGroups: one BatchTask per partition offset range of <= TASK_RECORDS
+               records; a cycle behind sends each alone, anywhere; a caught-up cycle one
+               group per worker, with the ranges of the partitions that worker reads ahead)
+      .map_on_worker(process_batches)  on its worker: fetch + decode + partials + archive
       .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
       .sink(arrived)           the cycle waits for its partials, retrying failed tasks
 
@@ -72,7 +72,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
-from dask.distributed import Client, LocalCluster
+from dask.distributed import Client, LocalCluster, default_client
 from kafka.errors import TopicAuthorizationFailedError as KafkaTopicAuthorizationFailedError
 from streamz.dask import DaskStream
 
@@ -98,7 +98,7 @@ PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedErr
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
-WORKER_THREADS_TTL_S = 5.0  # how long the count of Dask worker threads is reused (scale-out)
+WORKERS_TTL_S = 5.0  # how long the list of Dask workers is reused (scale-out)
 T = TypeVar("T")
 
 
@@ -107,6 +107,33 @@ def _warm_worker() -> None:
     import pyarrow.parquet  # noqa: F401
 
     import pipeline.worker  # noqa: F401
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """What flows through the graph: ranges for one Dask task, on ``worker`` if it is alive
+    (None: any worker)."""
+
+    tasks: tuple[BatchTask, ...]
+    worker: str | None = None
+
+
+@DaskStream.register_api()
+class map_on_worker(DaskStream):  # (a streamz node: its API name is the class name)
+    """``DaskStream.map`` for ``TaskGroup`` elements: ``func(group.tasks)`` is submitted on
+    ``group.worker`` when it is alive, anywhere otherwise (a loose Dask restriction)."""
+
+    def __init__(self, upstream: DaskStream, func: Callable[[tuple[BatchTask, ...]], Any]) -> None:
+        self.func = func
+        DaskStream.__init__(self, upstream)
+
+    def update(self, x: TaskGroup, who: Any = None, metadata: Any = None) -> Any:
+        client = default_client()
+        if x.worker is None:
+            future = client.submit(self.func, x.tasks)
+        else:
+            future = client.submit(self.func, x.tasks, workers=[x.worker], allow_other_workers=True)
+        return self._emit(future, metadata=metadata)
 
 
 class PipelineError(RuntimeError):
@@ -238,8 +265,8 @@ class Pipeline:
         self._partials: dict[tuple[int, int], Partial] = {}
         self._arrivals = threading.Condition()
         self.stream = DaskStream(asynchronous=False)
-        self._worker_threads: tuple[float, int] = (-math.inf, 1)  # (when counted, how many)
-        (self.stream.map(process_batches)
+        self._worker_list: tuple[float, tuple[str, ...]] = (-math.inf, ())  # (when asked, addresses)
+        (self.stream.map_on_worker(process_batches)
          .buffer(4 * max(1, len(self.source.partitions))).gather()
          .sink(self._arrived))
 
@@ -490,7 +517,7 @@ class Pipeline:
         return plan
 
     def _tasks(self, plan: CyclePlan) -> list[BatchTask]:
-        fetcher = self.source.fetcher()
+        fetcher = self.source.fetcher(read_ahead=plan.caught_up)
         tasks = []
         for p, (first, end) in sorted(plan.ranges.items()):
             # a busy partition's range is cut into pieces, so that every worker shares it
@@ -505,21 +532,25 @@ class Pipeline:
 
     def _dispatch(self, plan: CyclePlan) -> list[BatchTask]:
         tasks = self._tasks(plan)
-        self._submit(tasks, self._count_worker_threads() if plan.caught_up else len(tasks))
+        if plan.caught_up:  # each worker reads its own partitions, one Dask task per worker
+            workers = self._workers()
+            for worker, group in group_by_worker(tasks, self.source.partitions, workers).items():
+                self.stream.emit(TaskGroup(group, worker))
+        else:
+            self._submit(tasks)
         return tasks
 
-    def _submit(self, tasks: Sequence[BatchTask], groups: int) -> None:
-        """Send ``tasks`` as at most ``groups`` Dask tasks (balanced by records)."""
-        for group in group_tasks(tasks, groups):
-            self.stream.emit(group)
+    def _submit(self, tasks: Sequence[BatchTask]) -> None:
+        for task in tasks:
+            self.stream.emit(TaskGroup((task,)))
 
-    def _count_worker_threads(self) -> int:
-        """Threads of the Dask workers (at least 1), counted again every WORKER_THREADS_TTL_S."""
-        counted_at, threads = self._worker_threads
-        if time.monotonic() - counted_at >= WORKER_THREADS_TTL_S:
-            threads = max(1, sum(self.client.nthreads().values()))
-            self._worker_threads = (time.monotonic(), threads)
-        return threads
+    def _workers(self) -> tuple[str, ...]:
+        """The Dask workers' addresses, sorted; asked again every WORKERS_TTL_S (scale-out)."""
+        asked_at, workers = self._worker_list
+        if time.monotonic() - asked_at >= WORKERS_TTL_S or not workers:
+            workers = tuple(sorted(self.client.nthreads()))
+            self._worker_list = (time.monotonic(), workers)
+        return workers
 
     def _arrived(self, results: list[Partial]) -> None:
         with self._arrivals:
@@ -564,7 +595,7 @@ class Pipeline:
             delay_s = min(delay_s * 2, 10.0)
             retry = [dataclasses.replace(t, attempt=t.attempt + 1) for t, _ in failed]
             todo = {(t.partition, t.start_offset): t for t in retry}
-            self._submit(retry, len(retry))
+            self._submit(retry)
         self._status = "running"
         return [done[k] for k in sorted(done)]
 
@@ -714,16 +745,18 @@ class Pipeline:
             self._status = status
 
 
-def group_tasks(tasks: Sequence[BatchTask], groups: int) -> list[tuple[BatchTask, ...]]:
-    """``tasks`` in at most ``groups`` groups of about equal records (largest first into the
-    group with fewest so far); each group keeps the tasks' order."""
-    bins: list[list[int]] = [[] for _ in range(max(1, min(groups, len(tasks))))]
-    loads = [0] * len(bins)
-    for i in sorted(range(len(tasks)), key=lambda i: tasks[i].start_offset - tasks[i].end_offset):
-        smallest = loads.index(min(loads))
-        bins[smallest].append(i)
-        loads[smallest] += tasks[i].end_offset - tasks[i].start_offset
-    return [tuple(tasks[i] for i in sorted(b)) for b in bins if b]
+def group_by_worker(tasks: Sequence[BatchTask], partitions: Sequence[int], workers: Sequence[str]
+                    ) -> dict[str | None, tuple[BatchTask, ...]]:
+    """``tasks`` grouped by the worker that reads their partition: the i-th of ``partitions``
+    goes to ``workers[i % len(workers)]`` (None without workers); each group keeps the tasks'
+    order. The same partition lands on the same worker cycle after cycle, so that worker's
+    read-ahead of it goes on (``BatchSource.fetcher(read_ahead=True)``)."""
+    index = {p: i for i, p in enumerate(sorted(partitions))}
+    groups: dict[str | None, list[BatchTask]] = {}
+    for task in tasks:
+        worker = workers[index.get(task.partition, task.partition) % len(workers)] if workers else None
+        groups.setdefault(worker, []).append(task)
+    return {w: tuple(g) for w, g in groups.items()}
 
 
 def retry_transient(what: str, step: Callable[[], T], timeout_s: float,

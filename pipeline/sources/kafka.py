@@ -20,6 +20,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.sources.base import RecordBatch, SourceError
 from pipeline.sources.confluent import ConfluentFetcher
 from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
+from pipeline.sources.kafka_read_ahead import read_ahead
 
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 # kafka-python's default (305 s) would hide a broker outage; the pipeline retries instead.
@@ -42,13 +43,19 @@ _CACHE_LOCK = threading.Lock()
 @dataclass(frozen=True)
 class KafkaFetcher:
     """Reads ``[start, end)`` of a partition with kafka-python (one tuned consumer per worker
-    process and bootstrap address); blocks until all are read or ``timeout_s``."""
+    process and bootstrap address); blocks until all are read or ``timeout_s``.
+    ``read_ahead``: through the partition's ``ReadAhead`` thread instead (when the ranges of a
+    partition follow one another on this worker: a caught-up pipeline)."""
 
     bootstrap: str
     topic: str
     timeout_s: float = 15.0
+    read_ahead: bool = False
 
     def __call__(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
+        if self.read_ahead:
+            return read_ahead(self.bootstrap, self.topic, partition).take(start_offset, end_offset,
+                                                                           self.timeout_s)
         with _CACHE_LOCK:
             consumer = _CACHE.get(self.bootstrap)
             if consumer is None:
@@ -98,11 +105,12 @@ class KafkaSource:
     def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         return self.fetcher()(partition, start_offset, end_offset)
 
-    def fetcher(self) -> KafkaFetcher | ConfluentFetcher:
-        """What the workers read with: kafka-python, or confluent-kafka (``client``)."""
+    def fetcher(self, *, read_ahead: bool = False) -> KafkaFetcher | ConfluentFetcher:
+        """What the workers read with: kafka-python, or confluent-kafka (``client``; librdkafka
+        reads ahead on its own threads, so ``read_ahead`` changes nothing there)."""
         if self.client == "confluent-kafka":
             return ConfluentFetcher(self._bootstrap, self.topic, timeout_s=15.0)
-        return KafkaFetcher(self._bootstrap, self.topic)
+        return KafkaFetcher(self._bootstrap, self.topic, read_ahead=read_ahead)
 
     def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -11,7 +11,7 @@ from clickstream.events import Click, encode_click
 from clickstream.memory_topic import MemoryTopic
 from clickstream.settings import Settings
 from pipeline import Pipeline
-from pipeline.graph import group_tasks
+from pipeline.graph import group_by_worker
 from pipeline.operators.aggregate import BUILTIN_AGGREGATES
 from pipeline.sources.base import RecordBatch
 from pipeline.worker import BatchTask, Partial, process_batch, process_batches
@@ -81,23 +81,18 @@ def test_a_failing_range_fails_alone_and_the_others_are_written(tmp_path: Path) 
     assert sorted(archived["click_id"]) == list(range(100)) + list(range(300, 400))
 
 
-def test_tasks_are_grouped_by_records_each_once_in_order() -> None:
+def test_each_partition_is_grouped_onto_the_same_worker_in_order() -> None:
     url = "file:///unused"
-    sizes = [(0, 900), (1, 100), (2, 500), (3, 450), (0, 50)]
-    tasks = [BatchTask("t", p, i * 1_000, i * 1_000 + n, 0, url, ()) for i, (p, n) in enumerate(sizes)]
-    groups = group_tasks(tasks, 2)
-    assert len(groups) == 2
-    flat = [t for g in groups for t in g]
-    assert sorted(flat, key=tasks.index) == tasks and len(flat) == len(tasks)
-    for g in groups:
-        assert list(g) == sorted(g, key=tasks.index)
-    loads = sorted(sum(t.end_offset - t.start_offset for t in g) for g in groups)
-    assert loads == [1_000, 1_000]
-    assert len(group_tasks(tasks, 8)) == len(tasks)
-    assert group_tasks([], 2) == []
+    tasks = [BatchTask("t", p, start, start + 10, 0, url, ())
+             for p, start in [(2, 0), (0, 0), (1, 0), (3, 0), (0, 10), (2, 10)]]
+    groups = group_by_worker(tasks, (0, 1, 2, 3), ("tcp://a", "tcp://b"))
+    assert groups == {"tcp://a": (tasks[0], tasks[1], tasks[4], tasks[5]),  # partitions 0 and 2
+                      "tcp://b": (tasks[2], tasks[3])}  # partitions 1 and 3
+    assert group_by_worker(tasks, (0, 1, 2, 3), ()) == {None: tuple(tasks)}
+    assert group_by_worker([], (0, 1), ("tcp://a",)) == {}
 
 
-def test_a_caught_up_cycle_runs_one_dask_task_per_worker_thread(dask_client, tmp_path: Path) -> None:
+def test_a_caught_up_cycle_runs_one_dask_task_on_each_worker(dask_client, tmp_path: Path) -> None:
     topic = MemoryTopic("grouped", 4)
     for c in _clicks(0, 400):
         topic.append(str(c.click_id).encode(), encode_click(c))
@@ -109,5 +104,6 @@ def test_a_caught_up_cycle_runs_one_dask_task_per_worker_thread(dask_client, tmp
         summary = pipe.run()
     assert summary.cycles == 1 and summary.clicks == 400
     batches = [t for t in stream.data if str(t["key"]).startswith("process_batches")]
-    assert len(batches) == sum(dask_client.nthreads().values()) == 2
+    assert len(batches) == 2
+    assert sorted(t["worker"] for t in batches) == sorted(dask_client.nthreads())
     assert sorted(read_archive(settings.archive)["click_id"]) == list(range(400))

@@ -1,9 +1,10 @@
-"""Both columnar range fetchers against the real broker: exact ``[start, end)`` ranges.
+"""The columnar range fetchers against the real broker: exact ``[start, end)`` ranges.
 
-``kafka_python_fetch_batch`` (tuned kafka-python) and ``ConfluentFetcher`` (librdkafka)
-read the same known records of a unique 2-partition topic: a whole partition, a range in
-the middle, consecutive ranges (no seek in between), a jump back, the other partition, an
-empty range, and a range past the log end (a ``SourceError`` naming it).
+``kafka_python_fetch_batch`` (tuned kafka-python), ``KafkaFetcher(read_ahead=True)`` (its
+``ReadAhead`` threads) and ``ConfluentFetcher`` (librdkafka) read the same known records
+of a unique 2-partition topic: a whole partition, a range in the middle, consecutive
+ranges (no seek in between), a jump back, the other partition, an empty range, and a
+range past the log end (a ``SourceError`` naming it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kafka import KafkaProducer
 
 from pipeline.sources.base import RecordBatch
 from pipeline.sources.confluent import ConfluentFetcher
-from pipeline.sources.kafka import SourceError
+from pipeline.sources.kafka import KafkaFetcher, SourceError
 from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
 from producer.sender import ensure_topic
 
@@ -51,7 +52,7 @@ def filled_topic(services_running) -> str:  # type: ignore[no-untyped-def]
     return topic
 
 
-@pytest.fixture(params=["kafka-python", "confluent-kafka"])
+@pytest.fixture(params=["kafka-python", "kafka-python read-ahead", "confluent-kafka"])
 def fetch(request: pytest.FixtureRequest, filled_topic: str, kafka_bootstrap: str,
           ) -> Iterator[tuple[RangeFetch, Callable[[float], RangeFetch]]]:
     """(fetch with a 30 s timeout, fetch with a given timeout)."""
@@ -63,6 +64,11 @@ def fetch(request: pytest.FixtureRequest, filled_topic: str, kafka_bootstrap: st
 
         yield with_timeout(30.0), with_timeout
         consumer.close()
+    elif request.param == "kafka-python read-ahead":
+        def ahead(timeout_s: float) -> RangeFetch:
+            return KafkaFetcher(kafka_bootstrap, filled_topic, timeout_s, read_ahead=True)
+
+        yield ahead(30.0), ahead
     else:
         def confluent(timeout_s: float) -> RangeFetch:
             return ConfluentFetcher(kafka_bootstrap, filled_topic, timeout_s)

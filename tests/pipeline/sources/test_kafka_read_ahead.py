@@ -1,0 +1,78 @@
+"""``ReadAhead`` against the real broker: waits for records not yet appended, holds a bounded
+number, and ends its thread when its partition is no longer read."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from kafka import KafkaProducer
+
+from pipeline.sources import kafka_read_ahead
+from pipeline.sources.kafka_read_ahead import read_ahead
+from producer.sender import ensure_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _values(start: int, end: int) -> list[bytes]:
+    return [f'{{"o": {o}}}'.encode() for o in range(start, end)]
+
+
+def _topic(settings, n: int) -> str:  # type: ignore[no-untyped-def]
+    topic = f"test-read-ahead-{uuid.uuid4().hex[:8]}"
+    ensure_topic(settings, topic, 1)
+    _append(settings.kafka_bootstrap, topic, 0, n)
+    return topic
+
+
+def _append(bootstrap: str, topic: str, start: int, end: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    for v in _values(start, end):
+        producer.send(topic, value=v, partition=0)
+    producer.flush()
+    producer.close()
+
+
+def test_a_range_not_yet_appended_is_returned_once_it_is(services_running) -> None:  # type: ignore[no-untyped-def]
+    bootstrap = services_running.kafka_bootstrap
+    topic = _topic(services_running, 100)
+    reader = read_ahead(bootstrap, topic, 0)
+    assert reader.take(0, 100, 30.0).values == _values(0, 100)
+    later = threading.Timer(1.0, _append, (bootstrap, topic, 100, 150))
+    later.start()
+    t0 = time.monotonic()
+    batch = reader.take(100, 150, 30.0)
+    assert time.monotonic() - t0 >= 0.9  # it waited for the append
+    assert batch.values == _values(100, 150) and batch.offsets.tolist() == list(range(100, 150))
+    later.join()
+
+
+def test_it_holds_at_most_max_records_and_still_reads_on(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(kafka_read_ahead, "MAX_RECORDS", 100)
+    bootstrap = services_running.kafka_bootstrap
+    topic = _topic(services_running, 1_000)
+    reader = read_ahead(bootstrap, topic, 0)
+    assert reader.take(0, 10, 30.0).values == _values(0, 10)
+    time.sleep(1.0)  # time to read ahead as far as it may
+    assert 0 < reader.held_records() <= 100
+    assert reader.take(10, 1_000, 30.0).values == _values(10, 1_000)
+    assert reader.take(500, 510, 30.0).values == _values(500, 510)  # asked out of order: seeks back
+    reader.close()
+
+
+def test_an_unread_partition_ends_its_thread(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(kafka_read_ahead, "IDLE_S", 0.5)
+    bootstrap = services_running.kafka_bootstrap
+    topic = _topic(services_running, 50)
+    reader = read_ahead(bootstrap, topic, 0)
+    assert reader.take(0, 20, 30.0).values == _values(0, 20)
+    deadline = time.monotonic() + 10
+    while reader.alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not reader.alive
+    again = read_ahead(bootstrap, topic, 0)
+    assert again is not reader
+    assert again.take(20, 50, 30.0).values == _values(20, 50)
