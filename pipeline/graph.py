@@ -90,7 +90,7 @@ from pipeline.sinks.store import StoreSink
 from pipeline.sources.base import BatchSource
 from pipeline.sources.kafka import KafkaSource, SourceError
 from pipeline.sources.memory import MemorySource
-from pipeline.worker import BatchTask, Partial, now_ms, process_batches
+from pipeline.worker import BatchTask, Partial, now_ms, process_batches, start_reading
 
 log = logging.getLogger("pipeline")
 PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedError)
@@ -99,6 +99,7 @@ TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and ho
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
 WORKERS_TTL_S = 5.0  # how long the list of Dask workers is reused (scale-out)
+WARM_EVERY_S = 10.0  # an idle pipeline tells its workers where to read ahead this often
 T = TypeVar("T")
 
 
@@ -266,6 +267,7 @@ class Pipeline:
         self._arrivals = threading.Condition()
         self.stream = DaskStream(asynchronous=False)
         self._worker_list: tuple[float, tuple[str, ...]] = (-math.inf, ())  # (when asked, addresses)
+        self._warmed: tuple[float, dict[int, int], list[Any]] = (-math.inf, {}, [])  # when, where, futures
         (self.stream.map_on_worker(process_batches)
          .buffer(4 * max(1, len(self.source.partitions))).gather()
          .sink(self._arrived))
@@ -380,6 +382,7 @@ class Pipeline:
                 if plan is None:
                     self._flush(run, checkpoint=False)
                     self._status = "idle"
+                    self._start_reading(run)
                     if self._retry("kafka", lambda: self.source.exhausted(run.next_offsets)):
                         break
                     if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
@@ -551,6 +554,23 @@ class Pipeline:
             workers = tuple(sorted(self.client.nthreads()))
             self._worker_list = (time.monotonic(), workers)
         return workers
+
+    def _start_reading(self, run: _RunState) -> None:
+        """Idle: each worker reads its partitions ahead from the next offsets, so the first
+        caught-up cycle does not wait for a consumer to start (``start_reading`` tasks, not
+        waited for; again every WARM_EVERY_S or when the offsets moved)."""
+        fetcher = self.source.fetcher(read_ahead=True)
+        warmed_at, offsets, _ = self._warmed
+        if (fetcher is None or not hasattr(fetcher, "start_reading")
+                or (offsets == run.next_offsets and time.monotonic() - warmed_at < WARM_EVERY_S)):
+            return
+        readers = partition_workers(self.source.partitions, self._workers())
+        by_worker: dict[str, dict[int, int]] = {}
+        for p, worker in readers.items():
+            by_worker.setdefault(worker, {})[p] = run.next_offsets[p]
+        futures = [self.client.submit(start_reading, fetcher, parts, workers=[w], pure=False)
+                   for w, parts in by_worker.items()]  # kept, or Dask would drop the tasks
+        self._warmed = (time.monotonic(), dict(run.next_offsets), futures)
 
     def _arrived(self, results: list[Partial]) -> None:
         with self._arrivals:
@@ -745,17 +765,22 @@ class Pipeline:
             self._status = status
 
 
+def partition_workers(partitions: Sequence[int], workers: Sequence[str]) -> dict[int, str]:
+    """Which worker reads which partition while caught up: the i-th partition (sorted) is
+    read by ``workers[i % len(workers)]``; {} without workers."""
+    return {p: workers[i % len(workers)] for i, p in enumerate(sorted(partitions))} if workers else {}
+
+
 def group_by_worker(tasks: Sequence[BatchTask], partitions: Sequence[int], workers: Sequence[str]
                     ) -> dict[str | None, tuple[BatchTask, ...]]:
-    """``tasks`` grouped by the worker that reads their partition: the i-th of ``partitions``
-    goes to ``workers[i % len(workers)]`` (None without workers); each group keeps the tasks'
-    order. The same partition lands on the same worker cycle after cycle, so that worker's
-    read-ahead of it goes on (``BatchSource.fetcher(read_ahead=True)``)."""
-    index = {p: i for i, p in enumerate(sorted(partitions))}
+    """``tasks`` grouped by the worker that reads their partition (``partition_workers``;
+    None for a partition without one); each group keeps the tasks' order. The same
+    partition lands on the same worker cycle after cycle, so that worker's read-ahead of it
+    goes on (``BatchSource.fetcher(read_ahead=True)``)."""
+    readers = partition_workers(partitions, workers)
     groups: dict[str | None, list[BatchTask]] = {}
     for task in tasks:
-        worker = workers[index.get(task.partition, task.partition) % len(workers)] if workers else None
-        groups.setdefault(worker, []).append(task)
+        groups.setdefault(readers.get(task.partition), []).append(task)
     return {w: tuple(g) for w, g in groups.items()}
 
 

@@ -177,6 +177,15 @@ def _write_archive(archive: ArchiveSink, out: Partial) -> None:
     out.archive_s = time.perf_counter() - t0
 
 
+def start_reading(fetcher: Fetcher, offsets: dict[int, int]) -> None:
+    """Let this worker's ``fetcher`` read the partitions ahead from ``offsets`` (an idle
+    pipeline's warm-up; a fetcher without ``start_reading`` has nothing to do). Does not block."""
+    start = getattr(fetcher, "start_reading", None)
+    if start is not None:
+        for partition, offset in offsets.items():
+            start(partition, offset)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

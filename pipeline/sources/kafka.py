@@ -63,6 +63,12 @@ class KafkaFetcher:
             return kafka_python_fetch_batch(consumer, self.topic, partition, start_offset, end_offset,
                                             self.timeout_s)
 
+    def start_reading(self, partition: int, start_offset: int) -> None:
+        """With ``read_ahead``: this worker reads the partition ahead from ``start_offset``
+        (an idle pipeline's next range is then parsed as it arrives). Does not block."""
+        if self.read_ahead:
+            read_ahead(self.bootstrap, self.topic, partition).start_at(start_offset)
+
 
 class KafkaSource:
     """A topic's partitions on a Kafka cluster, read for consumer group ``group``."""

@@ -96,6 +96,14 @@ class ReadAhead:
             self._cond.notify_all()  # room to read ahead again
             return batch
 
+    def start_at(self, offset: int) -> None:
+        """Read ahead from ``offset`` now, before any ``take`` (keeps what is held if it
+        already continues from there); counts as a take for ``IDLE_S``. Does not block."""
+        with self._cond:
+            self._last_take = time.monotonic()
+            if self._base != offset:
+                self._reset(offset)
+
     def held_records(self) -> int:
         """Records read ahead and not taken yet."""
         with self._cond:

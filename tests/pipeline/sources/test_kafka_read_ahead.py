@@ -1,15 +1,18 @@
 """``ReadAhead`` against the real broker: waits for records not yet appended, holds a bounded
-number, and ends its thread when its partition is no longer read."""
+number, ends its thread when its partition is no longer read, and starts reading before the
+first take (an idle pipeline starts each worker's readers)."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
 
+from pipeline import Pipeline
 from pipeline.sources import kafka_read_ahead
 from pipeline.sources.kafka_read_ahead import read_ahead
 from producer.sender import ensure_topic
@@ -76,3 +79,42 @@ def test_an_unread_partition_ends_its_thread(services_running, monkeypatch) -> N
     again = read_ahead(bootstrap, topic, 0)
     assert again is not reader
     assert again.take(20, 50, 30.0).values == _values(20, 50)
+
+
+def test_start_at_reads_ahead_before_any_take(services_running) -> None:  # type: ignore[no-untyped-def]
+    bootstrap = services_running.kafka_bootstrap
+    topic = _topic(services_running, 300)
+    reader = read_ahead(bootstrap, topic, 0)
+    reader.start_at(100)
+    deadline = time.monotonic() + 20
+    while reader.held_records() < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reader.held_records() == 200  # offsets 100..299, read before they were asked for
+    assert reader.take(100, 300, 1.0).values == _values(100, 300)
+    reader.close()
+
+
+def test_an_idle_pipeline_has_each_worker_read_its_partitions_ahead(
+        isolated_cassandra_settings, unique_name: str, dask_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = isolated_cassandra_settings.replace(
+        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
+        archive_url=(tmp_path / "archive").as_uri())
+    ensure_topic(settings, unique_name, 4)
+
+    def reading() -> list[int]:  # on a worker: the partitions of the topic it reads ahead
+        from pipeline.sources import kafka_read_ahead as ahead
+
+        return sorted(key[2] for key, r in ahead._READ_AHEAD.items() if key[1] == unique_name and r.alive)
+
+    with Pipeline(settings, client=dask_client) as pipe:
+        runner = threading.Thread(target=lambda: pipe.run(until_idle_s=60), daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 30
+        by_worker = dask_client.run(reading)
+        while sum(len(p) for p in by_worker.values()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            by_worker = dask_client.run(reading)
+        pipe.stop()
+        runner.join(60)
+    assert pipe.progress().records == 0  # nothing was there to read: the readers were started idle
+    assert sorted(by_worker.values()) == [[0, 2], [1, 3]]
