@@ -98,6 +98,7 @@ PERMANENT_SERVER_ERRORS = (*CASSANDRA_REFUSALS, KafkaTopicAuthorizationFailedErr
 TASK_RECORDS = 25_000  # records per Dask task (one archive file per task and hour)
 LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percentiles
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
+SLOW_SOURCE_S = 1.0  # an idle pipeline's call to the source this slow was an outage, not idleness
 WORKERS_TTL_S = 5.0  # how long the list of Dask workers is reused (scale-out)
 WARM_EVERY_S = 10.0  # an idle pipeline tells its workers where to read ahead this often
 T = TypeVar("T")
@@ -365,7 +366,8 @@ class Pipeline:
     # -- the loop ------------------------------------------------------------------------
     def run(self, *, until_idle_s: float | None = None, max_clicks: int | None = None,
             cycle_timeout_s: float = 600.0) -> RunSummary:
-        """Consume until stopped, idle for ``until_idle_s``, past ``max_clicks`` clicks (checked
+        """Consume until stopped, idle for ``until_idle_s`` (waiting for an unreachable or
+        stalled source is not idle time), past ``max_clicks`` clicks (checked
         per cycle; the last cycle is cut to about the remainder) or the in-process topic
         closed and read. Then finalize every open window, flush, checkpoint, commit. Blocks."""
         t0 = time.monotonic()
@@ -378,8 +380,11 @@ class Pipeline:
             if plan is None:
                 if self._stop.is_set() or self._remaining(run, max_clicks) == 0:
                     break
+                asked = time.monotonic()
                 plan = self._next_plan(run, self._remaining(run, max_clicks))
                 if plan is None:
+                    if time.monotonic() - asked >= SLOW_SOURCE_S:  # the source was away or stalled:
+                        idle_since = time.monotonic()  # waiting for it is no idle time
                     self._flush(run, checkpoint=False)
                     self._status = "idle"
                     self._start_reading(run)
@@ -387,8 +392,11 @@ class Pipeline:
                         break
                     if until_idle_s is not None and time.monotonic() - idle_since >= until_idle_s:
                         break
+                    asked = time.monotonic()
                     self._retry("kafka", lambda: self.source.wait_for_data(
                         run.next_offsets, self.settings.stream_poll_interval_s))
+                    if time.monotonic() - asked >= self.settings.stream_poll_interval_s + SLOW_SOURCE_S:
+                        idle_since = time.monotonic()
                     continue
                 self._status = "running"
                 started = time.monotonic()
