@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 
 from pipeline import Pipeline
 from pipeline.sources import kafka_read_ahead
-from pipeline.sources.kafka_read_ahead import read_ahead
+from pipeline.sources.kafka_read_ahead import ReadAhead, read_ahead
 from producer.sender import ensure_topic
 
 pytestmark = pytest.mark.integration
@@ -31,6 +31,12 @@ def _topic(settings, n: int) -> str:  # type: ignore[no-untyped-def]
     return topic
 
 
+def _filled_reader(settings, n: int) -> tuple[str, str, ReadAhead]:  # type: ignore[no-untyped-def]
+    """(bootstrap, topic, this process's reader of its partition 0) of a new topic of ``n`` records."""
+    topic = _topic(settings, n)
+    return settings.kafka_bootstrap, topic, read_ahead(settings.kafka_bootstrap, topic, 0)
+
+
 def _append(bootstrap: str, topic: str, start: int, end: int) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     for v in _values(start, end):
@@ -40,9 +46,7 @@ def _append(bootstrap: str, topic: str, start: int, end: int) -> None:
 
 
 def test_a_range_not_yet_appended_is_returned_once_it_is(services_running) -> None:  # type: ignore[no-untyped-def]
-    bootstrap = services_running.kafka_bootstrap
-    topic = _topic(services_running, 100)
-    reader = read_ahead(bootstrap, topic, 0)
+    bootstrap, topic, reader = _filled_reader(services_running, 100)
     assert reader.take(0, 100, 30.0).values == _values(0, 100)
     later = threading.Timer(1.0, _append, (bootstrap, topic, 100, 150))
     later.start()
@@ -55,9 +59,7 @@ def test_a_range_not_yet_appended_is_returned_once_it_is(services_running) -> No
 
 def test_it_holds_at_most_max_records_and_still_reads_on(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(kafka_read_ahead, "MAX_RECORDS", 100)
-    bootstrap = services_running.kafka_bootstrap
-    topic = _topic(services_running, 1_000)
-    reader = read_ahead(bootstrap, topic, 0)
+    *_, reader = _filled_reader(services_running, 1_000)
     assert reader.take(0, 10, 30.0).values == _values(0, 10)
     time.sleep(1.0)  # time to read ahead as far as it may
     assert 0 < reader.held_records() <= 100
@@ -68,9 +70,7 @@ def test_it_holds_at_most_max_records_and_still_reads_on(services_running, monke
 
 def test_an_unread_partition_ends_its_thread(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(kafka_read_ahead, "IDLE_S", 0.5)
-    bootstrap = services_running.kafka_bootstrap
-    topic = _topic(services_running, 50)
-    reader = read_ahead(bootstrap, topic, 0)
+    bootstrap, topic, reader = _filled_reader(services_running, 50)
     assert reader.take(0, 20, 30.0).values == _values(0, 20)
     deadline = time.monotonic() + 10
     while reader.alive and time.monotonic() < deadline:
@@ -82,9 +82,7 @@ def test_an_unread_partition_ends_its_thread(services_running, monkeypatch) -> N
 
 
 def test_start_at_reads_ahead_before_any_take(services_running) -> None:  # type: ignore[no-untyped-def]
-    bootstrap = services_running.kafka_bootstrap
-    topic = _topic(services_running, 300)
-    reader = read_ahead(bootstrap, topic, 0)
+    *_, reader = _filled_reader(services_running, 300)
     reader.start_at(100)
     deadline = time.monotonic() + 20
     while reader.held_records() < 200 and time.monotonic() < deadline:
