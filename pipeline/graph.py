@@ -572,7 +572,12 @@ class Pipeline:
         if (fetcher is None or not hasattr(fetcher, "start_reading")
                 or (offsets == run.next_offsets and time.monotonic() - warmed_at < WARM_EVERY_S)):
             return
-        readers = partition_workers(self.source.partitions, self._workers())
+        try:
+            readers = partition_workers(self.source.partitions, self._workers())
+        except (OSError, TimeoutError) as exc:  # a warm-up only: tried again in WARM_EVERY_S
+            log.warning("pipeline: the Dask workers did not answer (%s); read-ahead not started", exc)
+            self._warmed = (time.monotonic(), dict(run.next_offsets), [])
+            return
         by_worker: dict[str, dict[int, int]] = {}
         for p, worker in readers.items():
             by_worker.setdefault(worker, {})[p] = run.next_offsets[p]
