@@ -92,12 +92,18 @@ def test_start_at_reads_ahead_before_any_take(services_running) -> None:  # type
     reader.close()
 
 
+def _idle_settings(settings, name: str, tmp_path: Path, partitions: int):  # type: ignore[no-untyped-def]
+    """A Kafka topic of its own, with nothing in it; the embedded store and archive in tmp_path."""
+    own = settings.replace(topic=name, consumer_group=name, dead_letter_topic=name + "-dlq",
+                           store="embedded", work_dir=str(tmp_path / "work"),
+                           archive_url=(tmp_path / "archive").as_uri())
+    ensure_topic(own, name, partitions)
+    return own
+
+
 def test_an_idle_pipeline_has_each_worker_read_its_partitions_ahead(
-        isolated_cassandra_settings, unique_name: str, dask_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    settings = isolated_cassandra_settings.replace(
-        topic=unique_name, consumer_group=unique_name, dead_letter_topic=unique_name + "-dlq",
-        archive_url=(tmp_path / "archive").as_uri())
-    ensure_topic(settings, unique_name, 4)
+        services_running, unique_name: str, dask_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = _idle_settings(services_running, unique_name, tmp_path, 4)
 
     def reading() -> list[int]:  # on a worker: the partitions of the topic it reads ahead
         from pipeline.sources import kafka_read_ahead as ahead
@@ -116,3 +122,19 @@ def test_an_idle_pipeline_has_each_worker_read_its_partitions_ahead(
         runner.join(60)
     assert pipe.progress().records == 0  # nothing was there to read: the readers were started idle
     assert sorted(by_worker.values()) == [[0, 2], [1, 3]]
+
+
+def test_workers_that_do_not_answer_leave_an_idle_pipeline_running(
+        services_running, unique_name: str, dask_client, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    settings = _idle_settings(services_running, unique_name, tmp_path, 2)
+    asked = []
+
+    def no_answer() -> tuple[str, ...]:
+        asked.append(time.monotonic())
+        raise TimeoutError("scheduler did not answer")
+
+    with Pipeline(settings, client=dask_client) as pipe:
+        pipe._workers = no_answer  # type: ignore[method-assign]
+        summary = pipe.run(until_idle_s=2.0)
+    assert asked and summary.records == 0 and pipe.status() == "stopped"
+    assert "read-ahead not started" in caplog.text
