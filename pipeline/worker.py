@@ -5,10 +5,11 @@ decode -> late split -> window partials -> archive (written and renamed here). E
 gives a ``Partial``: small per-window per-key counters as an Arrow table, late counts, the
 bad records and the archive paths; never the clicks.
 
-``process_batches`` runs several ranges in one Dask task (the driver groups a caught-up
-cycle's small ranges one group per worker thread): the ranges are counted one after the
-other while their archive files are written on a helper thread, so HDFS round trips
-overlap the next range's fetch and decode instead of adding to the cycle.
+``process_batches`` runs several ranges in one Dask task (the driver sends a caught-up
+cycle's small ranges as one group per worker: the ranges of the partitions that worker
+reads ahead): the ranges are counted one after the other while their archive files are
+written on a helper thread, so HDFS round trips overlap the next range's fetch and decode
+instead of adding to the cycle.
 
 Idempotent: the same task (same offsets, same ``finalized_ms``) gives the same partial and
 rewrites the same archive files, so Dask may run it again on another worker and the
