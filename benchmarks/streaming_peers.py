@@ -10,7 +10,8 @@ N = 1,000,000, ``--quick`` 200,000). Then, one after the other (never two at onc
   (``ConfluentFetcher``), each in a fresh process; target for adding the confluent source:
   >= 2x the tuned kafka-python fetch.
 - (c) bare kafka-python consume + decode: 2 processes (as many as pipeline workers), each
-  assigned 2 of the 4 partitions, tuned consumer, ``decode_record`` + a dict count per
+  assigned 2 of the 4 partitions, tuned consumer (kafka-python's own parsing: a
+  ``ConsumerRecord`` each), ``decode_record`` + a dict count per
   destination; rates (records / time from the first poll) summed. (d) the same with
   confluent-kafka ``consume(num_messages=...)``.
 - (a) ``Pipeline.run(max_clicks=N)`` into Cassandra (keyspace ``clickstream_bench``) + Parquet
@@ -84,18 +85,35 @@ log = logging.getLogger(__name__)
 
 # -- source and bare consumers, each in its own (spawned) process -----------------------------
 
+KP_PIPELINE = "kafka-python, columnar (pipeline's KafkaFetcher)"
+KP_STOCK = "kafka-python, tuned consumer, its own ConsumerRecord per record"
+CONFLUENT = "confluent-kafka (ConfluentFetcher)"
+
+
 def _fetch_only(client: str, bootstrap: str, topic: str, ends: dict[int, int]) -> tuple[int, float]:
     """(records, seconds) to fetch every record of ``topic`` as bytes in ``TASK_RECORDS`` ranges."""
+    from kafka import TopicPartition
+
     from pipeline.sources.confluent import ConfluentFetcher
     from pipeline.sources.kafka import KafkaFetcher
-    from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
+    from pipeline.sources.kafka_batch import tuned_consumer
 
     fetch: Callable[[int, int, int], Any]
-    if client == "kafka-python (pipeline's KafkaFetcher)":
+    if client == KP_PIPELINE:
         fetch = KafkaFetcher(bootstrap, topic)
-    elif client == "kafka-python tuned (kafka_python_fetch_batch)":
+    elif client == KP_STOCK:
         consumer = tuned_consumer(bootstrap)
-        fetch = lambda p, s, e: kafka_python_fetch_batch(consumer, topic, p, s, e, 60.0)  # noqa: E731
+
+        def fetch(partition: int, start: int, end: int) -> list[bytes | None]:
+            tp = TopicPartition(topic, partition)
+            if consumer.assignment() != {tp}:
+                consumer.assign([tp])
+            consumer.seek(tp, start)
+            values: list[bytes | None] = []
+            while consumer.position(tp) < end:
+                polled = consumer.poll(timeout_ms=500, max_records=end - start).get(tp, ())
+                values += [r.value for r in polled]
+            return values[:end - start]
     else:
         fetch = ConfluentFetcher(bootstrap, topic)
     fetch(0, 0, 1)  # connect and learn the metadata before the clock
@@ -427,19 +445,17 @@ def run(settings: Settings, quick: bool) -> list[Measurement]:
 
     # item 2: the fetch alone, one process, each client in turn
     fetch_rates: dict[str, float] = {}
-    for client in ("kafka-python (pipeline's KafkaFetcher)", "kafka-python tuned (kafka_python_fetch_batch)",
-                   "confluent-kafka (ConfluentFetcher)"):
+    for client in (KP_PIPELINE, KP_STOCK, CONFLUENT):
         [(records, elapsed)] = _in_processes(_fetch_only, [(client, bootstrap, bench.topic, ends)])
         fetch_rates[client] = records / elapsed
         _say(f"fetch {client}: {records:,} records in {elapsed:.2f} s")
-    tuned = fetch_rates["kafka-python tuned (kafka_python_fetch_batch)"]
+    ours = fetch_rates[KP_PIPELINE]
     for client, rate in fetch_rates.items():
-        is_confluent = client.startswith("confluent")
         rows.append(Measurement(SUITE, f"source: fetch only, 1 process, bytes, {client}", rate, "records/s",
-                                "kafka-python tuned" if is_confluent else "",
-                                tuned if is_confluent else None,
-                                ">= 2.0x (adds the confluent source)" if is_confluent else "",
-                                rate >= 2 * tuned if is_confluent else None))
+                                "" if client == KP_PIPELINE else KP_PIPELINE,
+                                None if client == KP_PIPELINE else ours,
+                                ">= 2.0x (adds the confluent source)" if client == CONFLUENT else "",
+                                rate >= 2 * ours if client == CONFLUENT else None))
     rows.append(load_average(SUITE, "after the source rows"))
 
     # (c), (d): bare consume + decode, WORKER_PROCESSES processes of 2 partitions each

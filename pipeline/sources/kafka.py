@@ -19,7 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from pipeline.sources.base import RecordBatch, SourceError
 from pipeline.sources.confluent import ConfluentFetcher
-from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
+from pipeline.sources.kafka_batch import columnar_consumer, kafka_python_fetch_batch
 from pipeline.sources.kafka_read_ahead import read_ahead
 
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
@@ -59,7 +59,7 @@ class KafkaFetcher:
         with _CACHE_LOCK:
             consumer = _CACHE.get(self.bootstrap)
             if consumer is None:
-                consumer = _CACHE[self.bootstrap] = tuned_consumer(self.bootstrap)
+                consumer = _CACHE[self.bootstrap] = columnar_consumer(self.bootstrap)
             return kafka_python_fetch_batch(consumer, self.topic, partition, start_offset, end_offset,
                                             self.timeout_s)
 

@@ -1,11 +1,12 @@
-"""kafka-python with read-ahead: a thread per partition that parses records as they arrive.
+"""kafka-python with read-ahead: a thread per partition that reads records as they arrive.
 
-kafka-python parses every record in Python (~20 µs a record here), inside ``poll``: read
-on demand, a caught-up cycle's fetch is most of a worker's time on the critical path
-(benchmarks/RESULTS-streaming-peers.md, "Eleventh session"). librdkafka reads ahead on
-its own threads; this gives kafka-python the same: while the worker waits for its next
-task, a ``ReadAhead`` thread of the worker process polls the partition and keeps the
-records as columns, so the next range is (mostly) parsed before it is asked for.
+A caught-up cycle's fetch, read on demand, waits for the broker round trip and then for
+the records to be read (``kafka_columnar``; kafka-python's own per-record parsing, ~20 µs a
+record here, was most of a worker's time on the critical path before it:
+benchmarks/RESULTS-streaming-peers.md, "Eleventh session"). librdkafka reads ahead on its
+own threads; this gives kafka-python the same: while the worker waits for its next task,
+a ``ReadAhead`` thread of the worker process polls the partition and keeps the records as
+columns, so the next range is (mostly) read before it is asked for.
 
 Contract of ``ReadAhead.take(start, end, timeout_s)``: blocks until every offset of
 ``[start, end)`` is read (or ``timeout_s`` passes: ``SourceError``) and returns them as a
@@ -27,7 +28,8 @@ import numpy as np
 from kafka import TopicPartition
 
 from pipeline.sources.base import RecordBatch, SourceError
-from pipeline.sources.kafka_batch import empty_batch, tuned_consumer
+from pipeline.sources.kafka_batch import columnar_consumer, empty_batch
+from pipeline.sources.kafka_columnar import CHUNK_RECORDS, concat
 
 MAX_RECORDS = 20_000  # a caught-up cycle reads a few thousand records a partition
 MAX_BYTES = 32 * 1024 * 1024
@@ -126,7 +128,7 @@ class ReadAhead:
         consumer = None
         tp = TopicPartition(self.topic, self.partition)
         try:
-            consumer = tuned_consumer(self.bootstrap, client_id="clickstream-read-ahead")
+            consumer = columnar_consumer(self.bootstrap, client_id="clickstream-read-ahead")
             consumer.assign([tp])
             while True:
                 with self._cond:
@@ -144,18 +146,22 @@ class ReadAhead:
                     room = max(MAX_RECORDS - len(self._offsets), owed, 1)
                 if seek is not None:
                     consumer.seek(tp, seek)
-                records = consumer.poll(timeout_ms=POLL_MS, max_records=room).get(tp, ())
+                chunks = max(1, room // CHUNK_RECORDS)
+                polled = consumer.poll(timeout_ms=POLL_MS, max_records=chunks).get(tp, [])
                 position = consumer.position(tp)
                 with self._cond:
                     if epoch != self._epoch:
                         continue  # a seek was asked for while polling: this poll is stale
-                    for rec in records:
-                        if rec.offset >= self._base:
-                            self._offsets.append(rec.offset)
-                            self._stamps.append(rec.timestamp)
-                            self._keys.append(rec.key)
-                            self._values.append(rec.value)
-                            self._bytes += len(rec.value) if rec.value is not None else 0
+                    got = concat(polled).since(self._base)
+                    if len(got) > room:  # chunks are read whole: keep room, read the rest again
+                        position = int(got.offsets[room])
+                        consumer.seek(tp, position)
+                        got = got.before(position)
+                    self._offsets.extend(got.offsets.tolist())
+                    self._stamps.extend(got.timestamps_ms.tolist())
+                    self._keys.extend(got.keys)
+                    self._values.extend(got.values)
+                    self._bytes += sum(map(len, filter(None, got.values)))
                     self._position = position
                     self._cond.notify_all()
         except BaseException as exc:

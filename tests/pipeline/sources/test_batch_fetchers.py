@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from pipeline.sources.base import RecordBatch
 from pipeline.sources.confluent import ConfluentFetcher
 from pipeline.sources.kafka import KafkaFetcher, SourceError
-from pipeline.sources.kafka_batch import kafka_python_fetch_batch, tuned_consumer
+from pipeline.sources.kafka_batch import columnar_consumer, kafka_python_fetch_batch
 from producer.sender import ensure_topic
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def fetch(request: pytest.FixtureRequest, filled_topic: str, kafka_bootstrap: st
           ) -> Iterator[tuple[RangeFetch, Callable[[float], RangeFetch]]]:
     """(fetch with a 30 s timeout, fetch with a given timeout)."""
     if request.param == "kafka-python":
-        consumer = tuned_consumer(kafka_bootstrap)
+        consumer = columnar_consumer(kafka_bootstrap)
 
         def with_timeout(timeout_s: float) -> RangeFetch:
             return lambda p, s, e: kafka_python_fetch_batch(consumer, filled_topic, p, s, e, timeout_s)
