@@ -48,7 +48,6 @@ _DECOMPRESS = {
     DefaultRecordBase.CODEC_ZSTD: zstd_decode,
 }
 _MAX_VARINT_BYTES = 10
-_SHIFTS = np.arange(0, 7 * _MAX_VARINT_BYTES, 7, dtype=np.uint64)
 _NO_KEY_OR_VALUE = -1
 CHUNK_RECORDS = 4096  # a poll's unit: batches are read in groups of at least this many records
 NO_TIMESTAMP = -1  # v0 messages have none (kafka-python gives None)
@@ -100,14 +99,21 @@ def concat(parts: Sequence[RecordColumns]) -> RecordColumns:
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Zig-zag varints starting at each of ``at`` in ``buf`` (padded with
-    ``_MAX_VARINT_BYTES`` zeros): their values (int64) and sizes in bytes."""
-    window = buf[at[:, None] + np.arange(_MAX_VARINT_BYTES)]
-    last = np.argmax(window < 0x80, axis=1)
-    if not (window[np.arange(len(at)), last] < 0x80).all():
-        raise ValueError("a varint longer than 10 bytes")
-    size = last + 1
-    used = np.arange(_MAX_VARINT_BYTES) < size[:, None]
-    raw = (((window & 0x7F).astype(np.uint64) << _SHIFTS) * used).sum(axis=1, dtype=np.uint64)
+    ``_MAX_VARINT_BYTES`` zeros): their values (int64) and sizes in bytes. One numpy step
+    per byte of the longest (most are one or two bytes)."""
+    raw = buf[at].astype(np.uint64)
+    size = np.ones(len(at), np.int64)
+    more = np.flatnonzero(raw >= 0x80)
+    raw &= np.uint64(0x7F)
+    for k in range(1, _MAX_VARINT_BYTES + 1):
+        if not more.size:
+            break
+        if k == _MAX_VARINT_BYTES:
+            raise ValueError("a varint longer than 10 bytes")
+        byte = buf[at[more] + k].astype(np.uint64)
+        raw[more] |= (byte & np.uint64(0x7F)) << np.uint64(7 * k)
+        size[more] += 1
+        more = more[byte >= 0x80]
     value = (raw >> np.uint64(1)).astype(np.int64) ^ -(raw & np.uint64(1)).astype(np.int64)
     return value, size
 

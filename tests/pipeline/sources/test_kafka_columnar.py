@@ -3,6 +3,7 @@ batches are built with kafka-python's ``MemoryRecordsBuilder``, no broker)."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import numpy as np
@@ -13,7 +14,7 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBase
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
-from kafka.record.util import calc_crc32c
+from kafka.record.util import calc_crc32c, encode_varint
 
 from pipeline.sources import kafka_columnar
 from pipeline.sources.kafka_columnar import (
@@ -21,6 +22,7 @@ from pipeline.sources.kafka_columnar import (
     BatchBody,
     ColumnarPartitionRecords,
     RecordColumns,
+    _varints,
     concat,
     read_batches,
 )
@@ -185,3 +187,23 @@ def test_log_append_time_gives_every_record_its_batch_max_timestamp() -> None:
     assert cols.timestamps_ms.tolist()[:4] == [999] * 4
     assert cols.timestamps_ms.tolist()[4:] == [100 + record(i)[0] - record(0)[0] for i in range(4)]
     assert cols.offsets.tolist() == list(range(7, 15))
+
+
+def test_varints_read_every_size_like_kafka_python() -> None:
+    rng = random.Random(7)
+    values = [0, 1, -1, 63, -64, 64, 300, -300, 2**31 - 1, -(2**31), 2**62, 2**63 - 1, -(2**63)]
+    values += [rng.randint(-(2**63), 2**63 - 1) for _ in range(500)]
+    values += [rng.randint(-5000, 5000) for _ in range(500)]
+    buf = bytearray()
+    starts = []
+    for value in values:
+        starts.append(len(buf))
+        encode_varint(value, buf.append)
+    got, sizes = _varints(np.frombuffer(bytes(buf) + bytes(10), np.uint8), np.asarray(starts))
+    assert got.tolist() == values
+    assert sizes.tolist() == np.diff([*starts, len(buf)]).tolist()
+
+
+def test_a_varint_longer_than_ten_bytes_is_malformed() -> None:
+    with pytest.raises(ValueError, match="longer than 10 bytes"):
+        _varints(np.frombuffer(b"\xff" * 11 + bytes(10), np.uint8), np.asarray([0]))
