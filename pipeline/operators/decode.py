@@ -9,7 +9,10 @@ The hot path builds no Python object per click:
   click) and their lengths compared as columns;
 - the older batch records (``{"clicks": [[id, ts, prev, curr, type], ...]}``) are parsed
   one record at a time (one ``orjson.loads`` per record, not per click) into column lists;
-- validation is a handful of vectorised masks over the columns.
+- validation is a handful of vectorised masks over the columns;
+- which record is which kind (and which is no single ``{...}`` line) is found with numpy
+  over the values joined once; those bytes are what the reader parses in the common case
+  (every record a one-click one).
 
 Only what fails (a parse error in a block, a row a mask flags) goes through the
 per-record path, ``clickstream.events.decode_record``, which names the reason for the
@@ -56,6 +59,7 @@ _LINK_TYPES = pa.array(sorted(LINK_TYPES), pa.string())
 _CONTROL = "[\\x00-\\x1f\\x7f]"
 _ROWS_PREFIX = b'{"clicks"'
 _COLUMNS_PREFIX = b'{"curr"'
+_PAD = max(len(_ROWS_PREFIX), len(_COLUMNS_PREFIX))
 SPLIT_BELOW = 32  # a failing block smaller than this is decoded record by record
 
 
@@ -73,27 +77,19 @@ class DecodedBatch:
 
 def decode_values(values: Sequence[bytes | None]) -> DecodedBatch:
     """Decode every value; never raises on bad input."""
-    single: list[int] = []
-    columns: list[int] = []
-    rows: list[int] = []
-    slow: list[int] = []
-    for i, value in enumerate(values):
-        if not value or value[:1] != b"{" or value[-1:] != b"}" or b"\n" in value or b"\r" in value:
-            slow.append(i)  # pyarrow's reader takes one object per line (and crashed on a bare null)
-        elif value.startswith(_COLUMNS_PREFIX):
-            columns.append(i)
-        elif value.startswith(_ROWS_PREFIX):
-            rows.append(i)
-        else:
-            single.append(i)
+    plain: Sequence[bytes] = [b"" if v is None else v for v in values] if None in values else values  # type: ignore[assignment]
+    joined = b"\n".join(plain)
+    single, columns, rows, slow_mask = _classify(joined, plain)
+    slow = np.flatnonzero(slow_mask).tolist()
     parts: list[tuple[np.ndarray, pa.Table]] = []  # (record index per click, clicks)
     dead: list[tuple[int, str]] = []
-    if single:
-        _decode_blocks(values, np.asarray(single, dtype=np.int64), _PARSE, _single_clicks, parts, slow)
-    if columns:
-        _decode_blocks(values, np.asarray(columns, dtype=np.int64), _PARSE_BATCH, _batch_clicks, parts, slow)
-    if rows:
-        _decode_batches(values, rows, parts, slow)
+    if len(single):
+        whole = joined if len(single) == len(values) else None  # the common case: joined already
+        _decode_blocks(values, single, _PARSE, _single_clicks, parts, slow, whole)
+    if len(columns):
+        _decode_blocks(values, columns, _PARSE_BATCH, _batch_clicks, parts, slow)
+    if len(rows):
+        _decode_batches(values, rows.tolist(), parts, slow)
     for i in slow:
         try:
             clicks = decode_record(values[i])
@@ -103,6 +99,35 @@ def decode_values(values: Sequence[bytes | None]) -> DecodedBatch:
         parts.append((np.full(len(clicks), i, dtype=np.int64), _clicks_table(clicks)))
     dead.sort()
     return DecodedBatch(_in_record_order(parts), dead)
+
+
+def _classify(joined: bytes, values: Sequence[bytes]) -> tuple[np.ndarray, ...]:
+    """Indexes of the one-click, column-batch and row-batch records, and a mask of those
+    for the per-record path (empty, not one ``{...}`` object, or a CR/LF inside: pyarrow's
+    reader takes one object per line and crashed on a bare null), from ``joined`` (the
+    values joined by newlines) with numpy, not a loop per record."""
+    n = len(values)
+    lengths = np.fromiter(map(len, values), np.int64, n)
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    ends = starts + lengths
+    buf = np.frombuffer(joined + bytes(_PAD), dtype=np.uint8)  # padded: prefix reads stay inside
+    slow = (lengths == 0) | (buf[starts] != ord("{")) | (buf[np.maximum(ends - 1, 0)] != ord("}"))
+    breaks = (buf == ord("\n")) | (buf == ord("\r"))
+    if np.count_nonzero(breaks) != n - 1:  # more than the n - 1 separators: some inside records
+        inside = np.flatnonzero(breaks)
+        inside = inside[~np.isin(inside, ends[:-1])]
+        slow[np.searchsorted(starts, inside, side="right") - 1] = True
+    columns = _starts_with(buf, starts, lengths, _COLUMNS_PREFIX) & ~slow
+    rows = _starts_with(buf, starts, lengths, _ROWS_PREFIX) & ~slow & ~columns
+    single = ~(slow | columns | rows)
+    return np.flatnonzero(single), np.flatnonzero(columns), np.flatnonzero(rows), slow
+
+
+def _starts_with(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, prefix: bytes) -> np.ndarray:
+    match = lengths >= len(prefix)
+    for k, byte in enumerate(prefix):
+        match &= buf[starts + k] == byte
+    return match
 
 
 def _in_record_order(parts: list[tuple[np.ndarray, pa.Table]]) -> pa.Table:
@@ -120,15 +145,20 @@ def _in_record_order(parts: list[tuple[np.ndarray, pa.Table]]) -> pa.Table:
 
 def _decode_blocks(values: Sequence[bytes | None], index: np.ndarray, parse: pa_json.ParseOptions,
                    clicks_of: Callable[[pa.Table], tuple[np.ndarray, pa.Table, np.ndarray]],
-                   parts: list[tuple[np.ndarray, pa.Table]], slow: list[int]) -> None:
+                   parts: list[tuple[np.ndarray, pa.Table]], slow: list[int],
+                   joined: bytes | None = None) -> None:
     """Parse ``values[index]`` as one block; a block that fails is halved until small.
 
+    ``joined``: ``values[index]`` joined by newlines already (the first block's bytes).
     ``clicks_of(table)`` gives the good clicks of a parsed block with the row (record in
     the block) of each, and a mask of the rows that need the per-record path."""
     pending = [index]
     while pending:
         block = pending.pop()
-        table = _read_block([values[i] for i in block], parse)  # type: ignore[misc]
+        if joined is not None:
+            table, joined = _read_block(joined, len(block), parse), None
+        else:
+            table = _read_block(b"\n".join([values[i] for i in block]), len(block), parse)  # type: ignore[misc]
         if table is None:
             if len(block) < SPLIT_BELOW:
                 slow.extend(block.tolist())
@@ -175,14 +205,15 @@ def _batch_clicks(table: pa.Table) -> tuple[np.ndarray, pa.Table, np.ndarray]:
     return row_of_click, clicks, ~ok
 
 
-def _read_block(values: list[bytes], parse: pa_json.ParseOptions) -> pa.Table | None:
-    joined = b"\n".join(values)
+def _read_block(joined: bytes, n_values: int, parse: pa_json.ParseOptions) -> pa.Table | None:
+    """``n_values`` values joined by newlines, parsed as one table (None if it does not parse
+    into exactly one row each)."""
     try:
         joined.decode("utf-8")  # pyarrow's reader lets some invalid UTF-8 through (a fuzz found it)
         table = pa_json.read_json(io.BytesIO(joined), read_options=_READ, parse_options=parse)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
-    return table if table.num_rows == len(values) else None  # a blank or doubled line
+    return table if table.num_rows == n_values else None  # a blank or doubled line
 
 
 def _decode_batches(values: Sequence[bytes | None], batch: list[int],
