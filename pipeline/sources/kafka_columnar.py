@@ -142,6 +142,8 @@ def _record_bodies(body: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
                     break
                 shift += 7
         length = (raw >> 1) ^ -(raw & 1)
+        if length < 0:
+            raise ValueError(f"record {i} of {count} has a negative length ({length})")
         starts[i] = pos
         lengths[i] = length
         pos += length
@@ -216,8 +218,9 @@ def read_batches(batches: Sequence[BatchBody]) -> RecordColumns:
 
 
 class ColumnarPartitionRecords(Fetcher.PartitionRecords):
-    """kafka-python's ``PartitionRecords`` giving one ``RecordColumns`` per fetched
-    partition (see the module docstring). ``take(n)`` counts a ``RecordColumns`` as one."""
+    """kafka-python's ``PartitionRecords`` giving ``RecordColumns`` of at least
+    ``CHUNK_RECORDS`` records each (the last may hold fewer) instead of a record at a time
+    (see the module docstring). ``take(n)`` counts a ``RecordColumns`` as one."""
 
     def _maybe_skip_record(self, record: object) -> bool:
         return False  # records before the fetch offset are dropped in _unpack_records

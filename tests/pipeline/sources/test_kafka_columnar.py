@@ -152,7 +152,7 @@ def test_a_malformed_batch_names_its_partition_and_offset() -> None:
     body_at = DefaultRecordBase.HEADER_STRUCT.size
     data[body_at] = 0x7E  # the first record's Length varint now says 63 bytes
     with pytest.raises(CorruptRecordError, match=r"topic clicks partition 3: record batch at offset \d+: "
-                       r"record \d+ of 20 starts past"):
+                       r"record 1 of 20 has a negative length"):
         columnar(with_crc(data), 500)
 
 
@@ -169,6 +169,13 @@ def test_read_batches_names_the_batch_whose_body_does_not_hold_its_records(shape
     why = r"1 bytes left after 3" if shape == "extra bytes" else r"record 3 of 4 starts past"
     with pytest.raises(ValueError, match=rf"record batch at offset 77: {why}"):
         read_batches([good, bad])
+
+
+def test_a_negative_record_length_is_malformed() -> None:
+    body = bytearray(body_of(build(DefaultRecordBase.CODEC_NONE, 0, 2, first=1)))
+    body[0] = 0x01  # zig-zag 1: a Length of -1
+    with pytest.raises(ValueError, match=r"offset 9: record 0 of 2 has a negative length \(-1\)"):
+        read_batches([BatchBody(bytes(body), 2, 9, 0, 0, False)])
 
 
 def test_read_batches_rejects_a_value_running_past_its_record() -> None:
