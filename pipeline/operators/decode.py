@@ -12,7 +12,7 @@ The hot path builds no Python object per click:
 - validation is a handful of vectorised masks over the columns;
 - which record is which kind (and which is no single ``{...}`` line) is found with numpy
   over the values joined once; those bytes are what the reader parses in the common case
-  (every record a one-click one).
+  (every record of one kind).
 
 Only what fails (a parse error in a block, a row a mask flags) goes through the
 per-record path, ``clickstream.events.decode_record``, which names the reason for the
@@ -83,11 +83,10 @@ def decode_values(values: Sequence[bytes | None]) -> DecodedBatch:
     slow = np.flatnonzero(slow_mask).tolist()
     parts: list[tuple[np.ndarray, pa.Table]] = []  # (record index per click, clicks)
     dead: list[tuple[int, str]] = []
-    if len(single):
-        whole = joined if len(single) == len(values) else None  # the common case: joined already
-        _decode_blocks(values, single, _PARSE, _single_clicks, parts, slow, whole)
-    if len(columns):
-        _decode_blocks(values, columns, _PARSE_BATCH, _batch_clicks, parts, slow)
+    for index, parse, clicks_of in ((single, _PARSE, _single_clicks), (columns, _PARSE_BATCH, _batch_clicks)):
+        if len(index):  # a block of every record (the common case) is the join made above
+            whole = joined if len(index) == len(values) else None
+            _decode_blocks(values, index, parse, clicks_of, parts, slow, whole)
     if len(rows):
         _decode_batches(values, rows.tolist(), parts, slow)
     for i in slow:

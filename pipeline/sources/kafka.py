@@ -65,7 +65,7 @@ class KafkaFetcher:
 
     def start_reading(self, partition: int, start_offset: int) -> None:
         """With ``read_ahead``: this worker reads the partition ahead from ``start_offset``
-        (an idle pipeline's next range is then parsed as it arrives). Does not block."""
+        (an idle pipeline's next range is then read as it arrives). Does not block."""
         if self.read_ahead:
             read_ahead(self.bootstrap, self.topic, partition).start_at(start_offset)
 
