@@ -4,7 +4,7 @@ Graph::
 
     DaskStream (TaskGroups: one BatchTask per partition offset range of <= TASK_RECORDS
                records; a cycle behind sends each alone, anywhere; a caught-up cycle one
-               group per worker, with the ranges of the partitions that worker reads ahead)
+               group per worker, with the ranges of the partitions that worker reads)
       .map_on_worker(process_batches)  on its worker: fetch + decode + partials + archive
       .buffer(n).gather()      partials (small Arrow tables of counts) back to the driver
       .sink(arrived)           the cycle waits for its partials, retrying failed tasks
@@ -100,7 +100,7 @@ LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percen
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
 SLOW_SOURCE_S = 1.0  # an idle pipeline's call to the source this slow was an outage, not idleness
 WORKERS_TTL_S = 5.0  # how long the list of Dask workers is reused (scale-out)
-WARM_EVERY_S = 10.0  # an idle pipeline tells its workers where to read ahead this often
+WARM_EVERY_S = 10.0  # an idle pipeline tells its workers where to be ready to read this often
 T = TypeVar("T")
 
 
@@ -528,7 +528,7 @@ class Pipeline:
         return plan
 
     def _tasks(self, plan: CyclePlan) -> list[BatchTask]:
-        fetcher = self.source.fetcher(read_ahead=plan.caught_up)
+        fetcher = self.source.fetcher(pinned=plan.caught_up)
         tasks = []
         for p, (first, end) in sorted(plan.ranges.items()):
             # a busy partition's range is cut into pieces, so that every worker shares it
@@ -564,10 +564,10 @@ class Pipeline:
         return workers
 
     def _start_reading(self, run: _RunState) -> None:
-        """Idle: each worker reads its partitions ahead from the next offsets, so the first
-        caught-up cycle does not wait for a consumer to start (``start_reading`` tasks, not
-        waited for; again every WARM_EVERY_S or when the offsets moved)."""
-        fetcher = self.source.fetcher(read_ahead=True)
+        """Idle: each worker's readers of its partitions get ready at the next offsets, so the
+        first caught-up cycle does not wait for a consumer to connect (``start_reading``
+        tasks, not waited for; again every WARM_EVERY_S or when the offsets moved)."""
+        fetcher = self.source.fetcher(pinned=True)
         warmed_at, offsets, _ = self._warmed
         if (fetcher is None or not hasattr(fetcher, "start_reading")
                 or (offsets == run.next_offsets and time.monotonic() - warmed_at < WARM_EVERY_S)):
@@ -575,7 +575,7 @@ class Pipeline:
         try:
             readers = partition_workers(self.source.partitions, self._workers())
         except (OSError, TimeoutError) as exc:  # a warm-up only: tried again in WARM_EVERY_S
-            log.warning("pipeline: the Dask workers did not answer (%s); read-ahead not started", exc)
+            log.warning("pipeline: the Dask workers did not answer (%s); partition readers not opened", exc)
             self._warmed = (time.monotonic(), dict(run.next_offsets), [])
             return
         by_worker: dict[str, dict[int, int]] = {}
@@ -788,8 +788,8 @@ def group_by_worker(tasks: Sequence[BatchTask], partitions: Sequence[int], worke
                     ) -> dict[str | None, tuple[BatchTask, ...]]:
     """``tasks`` grouped by the worker that reads their partition (``partition_workers``;
     None for a partition without one); each group keeps the tasks' order. The same
-    partition lands on the same worker cycle after cycle, so that worker's read-ahead of it
-    goes on (``BatchSource.fetcher(read_ahead=True)``)."""
+    partition lands on the same worker cycle after cycle, so that worker's reader of it
+    goes on where the last range ended (``BatchSource.fetcher(pinned=True)``)."""
     readers = partition_workers(partitions, workers)
     groups: dict[str | None, list[BatchTask]] = {}
     for task in tasks:

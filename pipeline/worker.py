@@ -7,7 +7,7 @@ bad records and the archive paths; never the clicks.
 
 ``process_batches`` runs several ranges in one Dask task (the driver sends a caught-up
 cycle's small ranges as one group per worker: the ranges of the partitions that worker
-reads ahead): the ranges are counted one after the other while their archive files are
+reads): the ranges are counted one after the other while their archive files are
 written on a helper thread, so HDFS round trips overlap the next range's fetch and decode
 instead of adding to the cycle.
 

@@ -6,11 +6,12 @@ raw records. Everything else (decoding, windows, sinks) sees only ``RecordBatch`
 module here.
 
 - ``fetch(partition, start, end)`` blocks until it returns records ``[start, end)``.
-- ``fetcher(read_ahead=...)`` is a picklable callable with the same signature that Dask
+- ``fetcher(pinned=...)`` is a picklable callable with the same signature that Dask
   workers call themselves (so raw records never pass through the scheduler), or None when
   the log lives in the driver's memory (then the driver fetches and ships the batch).
-  ``read_ahead=True`` says each partition's next range will be asked for on the same
-  worker, right after this one (a caught-up pipeline): the source may read ahead.
+  ``pinned=True`` says each partition's next range will be asked for on the same
+  worker, right after this one (a caught-up pipeline): the source may keep a reader of
+  the partition where the range ended.
 - ``committed()`` is where a restart resumes: the group's committed next offsets, or the
   start of each partition when nothing was committed.
 - ``commit(offsets)`` records the next offsets to read (called only after every sink
@@ -83,7 +84,7 @@ class BatchSource(Protocol):
 
     def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch: ...
 
-    def fetcher(self, *, read_ahead: bool = False) -> Fetcher | None: ...
+    def fetcher(self, *, pinned: bool = False) -> Fetcher | None: ...
 
     def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool: ...
 

@@ -20,7 +20,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.sources.base import RecordBatch, SourceError
 from pipeline.sources.confluent import ConfluentFetcher
 from pipeline.sources.kafka_batch import columnar_consumer, kafka_python_fetch_batch
-from pipeline.sources.kafka_read_ahead import read_ahead
+from pipeline.sources.kafka_partition_reader import partition_reader
 
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 # kafka-python's default (305 s) would hide a broker outage; the pipeline retries instead.
@@ -44,18 +44,19 @@ _CACHE_LOCK = threading.Lock()
 class KafkaFetcher:
     """Reads ``[start, end)`` of a partition with kafka-python (one tuned consumer per worker
     process and bootstrap address); blocks until all are read or ``timeout_s``.
-    ``read_ahead``: through the partition's ``ReadAhead`` thread instead (when the ranges of a
-    partition follow one another on this worker: a caught-up pipeline)."""
+    ``pinned``: with the partition's own ``PartitionReader`` instead, left where the range
+    ended (when the ranges of a partition follow one another on this worker: a caught-up
+    pipeline)."""
 
     bootstrap: str
     topic: str
     timeout_s: float = 15.0
-    read_ahead: bool = False
+    pinned: bool = False
 
     def __call__(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
-        if self.read_ahead:
-            return read_ahead(self.bootstrap, self.topic, partition).take(start_offset, end_offset,
-                                                                           self.timeout_s)
+        if self.pinned:
+            return partition_reader(self.bootstrap, self.topic, partition).take(start_offset, end_offset,
+                                                                                 self.timeout_s)
         with _CACHE_LOCK:
             consumer = _CACHE.get(self.bootstrap)
             if consumer is None:
@@ -64,10 +65,11 @@ class KafkaFetcher:
                                             self.timeout_s)
 
     def start_reading(self, partition: int, start_offset: int) -> None:
-        """With ``read_ahead``: this worker reads the partition ahead from ``start_offset``
-        (an idle pipeline's next range is then read as it arrives). Does not block."""
-        if self.read_ahead:
-            read_ahead(self.bootstrap, self.topic, partition).start_at(start_offset)
+        """With ``pinned``: this worker's reader of the partition connects and begins reading
+        at ``start_offset`` (an idle pipeline's first caught-up range then waits for no
+        connection). Blocks up to ``WARM_POLL_MS``."""
+        if self.pinned:
+            partition_reader(self.bootstrap, self.topic, partition).start_at(start_offset)
 
 
 class KafkaSource:
@@ -111,12 +113,12 @@ class KafkaSource:
     def fetch(self, partition: int, start_offset: int, end_offset: int) -> RecordBatch:
         return self.fetcher()(partition, start_offset, end_offset)
 
-    def fetcher(self, *, read_ahead: bool = False) -> KafkaFetcher | ConfluentFetcher:
+    def fetcher(self, *, pinned: bool = False) -> KafkaFetcher | ConfluentFetcher:
         """What the workers read with: kafka-python, or confluent-kafka (``client``; librdkafka
-        reads ahead on its own threads, so ``read_ahead`` changes nothing there)."""
+        reads ahead on its own threads, so ``pinned`` changes nothing there)."""
         if self.client == "confluent-kafka":
             return ConfluentFetcher(self._bootstrap, self.topic, timeout_s=15.0)
-        return KafkaFetcher(self._bootstrap, self.topic, read_ahead=read_ahead)
+        return KafkaFetcher(self._bootstrap, self.topic, pinned=pinned)
 
     def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

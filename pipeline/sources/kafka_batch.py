@@ -44,7 +44,7 @@ def tuned_consumer(bootstrap: str, client_id: str = "clickstream-fetch") -> Kafk
 
 def columnar_consumer(bootstrap: str, client_id: str = "clickstream-fetch") -> KafkaConsumer:
     """``tuned_consumer`` whose polls give ``RecordColumns`` (``kafka_columnar``): what
-    ``kafka_python_fetch_batch`` and the read-ahead threads read with."""
+    ``kafka_python_fetch_batch`` and the partition readers read with."""
     return columnar(tuned_consumer(bootstrap, client_id))
 
 

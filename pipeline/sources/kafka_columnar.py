@@ -80,7 +80,7 @@ class RecordColumns:
                              self.keys[start:stop], self.values[start:stop])
 
 
-_NONE = RecordColumns(np.empty(0, np.int64), np.empty(0, np.int64), [], [])
+NO_RECORDS = RecordColumns(np.empty(0, np.int64), np.empty(0, np.int64), [], [])
 
 
 def concat(parts: Sequence[RecordColumns]) -> RecordColumns:
@@ -256,7 +256,7 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
                     yield from self._give(_read(tp, bodies), next_offset)
                     bodies, held = [], 0
             batch = records.next_batch()
-        yield from self._give(_read(tp, bodies) if bodies else _NONE, next_offset)
+        yield from self._give(_read(tp, bodies) if bodies else NO_RECORDS, next_offset)
         self.drain()
 
     def _give(self, columns: RecordColumns, next_offset: int) -> Iterator[RecordColumns]:

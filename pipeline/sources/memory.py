@@ -40,7 +40,7 @@ class MemorySource:
                            np.arange(start_offset, start_offset + n, dtype=np.int64),
                            np.full(n, now_ms, dtype=np.int64), [k for k, _ in rows], [v for _, v in rows])
 
-    def fetcher(self, *, read_ahead: bool = False) -> Fetcher | None:
+    def fetcher(self, *, pinned: bool = False) -> Fetcher | None:
         return None
 
     def wait_for_data(self, offsets: dict[int, int], timeout_s: float) -> bool:

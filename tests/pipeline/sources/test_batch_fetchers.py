@@ -1,7 +1,7 @@
 """The columnar range fetchers against the real broker: exact ``[start, end)`` ranges.
 
-``kafka_python_fetch_batch`` (tuned kafka-python), ``KafkaFetcher(read_ahead=True)`` (its
-``ReadAhead`` threads) and ``ConfluentFetcher`` (librdkafka) read the same known records
+``kafka_python_fetch_batch`` (tuned kafka-python), ``KafkaFetcher(pinned=True)`` (a
+``PartitionReader`` per partition) and ``ConfluentFetcher`` (librdkafka) read the same known records
 of a unique 2-partition topic: a whole partition, a range in the middle, consecutive
 ranges (no seek in between), a jump back, the other partition, an empty range, and a
 range past the log end (a ``SourceError`` naming it).
@@ -52,7 +52,7 @@ def filled_topic(services_running) -> str:  # type: ignore[no-untyped-def]
     return topic
 
 
-@pytest.fixture(params=["kafka-python", "kafka-python read-ahead", "confluent-kafka"])
+@pytest.fixture(params=["kafka-python", "kafka-python pinned", "confluent-kafka"])
 def fetch(request: pytest.FixtureRequest, filled_topic: str, kafka_bootstrap: str,
           ) -> Iterator[tuple[RangeFetch, Callable[[float], RangeFetch]]]:
     """(fetch with a 30 s timeout, fetch with a given timeout)."""
@@ -64,11 +64,11 @@ def fetch(request: pytest.FixtureRequest, filled_topic: str, kafka_bootstrap: st
 
         yield with_timeout(30.0), with_timeout
         consumer.close()
-    elif request.param == "kafka-python read-ahead":
-        def ahead(timeout_s: float) -> RangeFetch:
-            return KafkaFetcher(kafka_bootstrap, filled_topic, timeout_s, read_ahead=True)
+    elif request.param == "kafka-python pinned":
+        def pinned(timeout_s: float) -> RangeFetch:
+            return KafkaFetcher(kafka_bootstrap, filled_topic, timeout_s, pinned=True)
 
-        yield ahead(30.0), ahead
+        yield pinned(30.0), pinned
     else:
         def confluent(timeout_s: float) -> RangeFetch:
             return ConfluentFetcher(kafka_bootstrap, filled_topic, timeout_s)

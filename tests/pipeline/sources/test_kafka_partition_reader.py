@@ -1,6 +1,6 @@
-"""``ReadAhead`` against the real broker: waits for records not yet appended, holds a bounded
-number, ends its thread when its partition is no longer read, and starts reading before the
-first take (an idle pipeline starts each worker's readers)."""
+"""``PartitionReader`` against the real broker: waits for records not yet appended, holds a
+bounded number past a range, is closed once its partition is no longer read, and connects
+before the first take (an idle pipeline has each worker ready to read its partitions)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline import Pipeline
-from pipeline.sources import kafka_read_ahead
-from pipeline.sources.kafka_read_ahead import ReadAhead, read_ahead
+from pipeline.sources import kafka_partition_reader
+from pipeline.sources.kafka_partition_reader import PartitionReader, partition_reader
 from producer.sender import ensure_topic
 
 pytestmark = pytest.mark.integration
@@ -24,17 +24,18 @@ def _values(start: int, end: int) -> list[bytes]:
     return [f'{{"o": {o}}}'.encode() for o in range(start, end)]
 
 
-def _topic(settings, n: int) -> str:  # type: ignore[no-untyped-def]
-    topic = f"test-read-ahead-{uuid.uuid4().hex[:8]}"
-    ensure_topic(settings, topic, 1)
+def _topic(settings, n: int, partitions: int = 1) -> str:  # type: ignore[no-untyped-def]
+    topic = f"test-partition-reader-{uuid.uuid4().hex[:8]}"
+    ensure_topic(settings, topic, partitions)
     _append(settings.kafka_bootstrap, topic, 0, n)
     return topic
 
 
-def _filled_reader(settings, n: int) -> tuple[str, str, ReadAhead]:  # type: ignore[no-untyped-def]
-    """(bootstrap, topic, this process's reader of its partition 0) of a new topic of ``n`` records."""
-    topic = _topic(settings, n)
-    return settings.kafka_bootstrap, topic, read_ahead(settings.kafka_bootstrap, topic, 0)
+def _filled_reader(settings, n: int, partitions: int = 1) -> tuple[str, str, PartitionReader]:  # type: ignore[no-untyped-def]
+    """(bootstrap, topic, this process's reader of its partition 0) of a new topic of ``n``
+    records in partition 0."""
+    topic = _topic(settings, n, partitions)
+    return settings.kafka_bootstrap, topic, partition_reader(settings.kafka_bootstrap, topic, 0)
 
 
 def _append(bootstrap: str, topic: str, start: int, end: int) -> None:
@@ -55,39 +56,43 @@ def test_a_range_not_yet_appended_is_returned_once_it_is(services_running) -> No
     assert time.monotonic() - t0 >= 0.9  # it waited for the append
     assert batch.values == _values(100, 150) and batch.offsets.tolist() == list(range(100, 150))
     later.join()
-
-
-def test_it_holds_at_most_max_records_and_still_reads_on(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kafka_read_ahead, "MAX_RECORDS", 100)
-    *_, reader = _filled_reader(services_running, 1_000)
-    assert reader.take(0, 10, 30.0).values == _values(0, 10)
-    time.sleep(1.0)  # time to read ahead as far as it may
-    assert 0 < reader.held_records() <= 100
-    assert reader.take(10, 1_000, 30.0).values == _values(10, 1_000)
-    assert reader.take(500, 510, 30.0).values == _values(500, 510)  # asked out of order: seeks back
     reader.close()
 
 
-def test_an_unread_partition_ends_its_thread(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kafka_read_ahead, "IDLE_S", 0.5)
-    bootstrap, topic, reader = _filled_reader(services_running, 50)
+def test_it_holds_at_most_max_held_records_and_reads_on(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(kafka_partition_reader, "MAX_HELD_RECORDS", 100)
+    *_, reader = _filled_reader(services_running, 1_000)
+    assert reader.take(0, 10, 30.0).values == _values(0, 10)
+    assert 0 < reader.held_records() <= 100  # read past the range in the same poll, then cut
+    assert reader.take(10, 1_000, 30.0).values == _values(10, 1_000)
+    assert reader.held_records() == 0
+    assert reader.take(500, 510, 30.0).values == _values(500, 510)  # asked out of order: seeks back
+    assert reader.take(510, 520, 30.0).values == _values(510, 520)
+    reader.close()
+
+
+def test_a_reader_not_used_for_idle_s_is_closed_by_the_next_lookup(services_running, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(kafka_partition_reader, "IDLE_S", 0.5)
+    bootstrap, topic, reader = _filled_reader(services_running, 50, partitions=2)
     assert reader.take(0, 20, 30.0).values == _values(0, 20)
-    deadline = time.monotonic() + 10
-    while reader.alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not reader.alive
-    again = read_ahead(bootstrap, topic, 0)
+    time.sleep(1.0)
+    other = partition_reader(bootstrap, topic, 1)
+    assert reader.closed and not other.closed
+    assert (topic, 0) not in kafka_partition_reader.open_readers()
+    again = partition_reader(bootstrap, topic, 0)
     assert again is not reader
     assert again.take(20, 50, 30.0).values == _values(20, 50)
+    again.close()
+    other.close()
 
 
-def test_start_at_reads_ahead_before_any_take(services_running) -> None:  # type: ignore[no-untyped-def]
+def test_start_at_connects_and_holds_the_first_records_before_any_take(services_running) -> None:  # type: ignore[no-untyped-def]
     *_, reader = _filled_reader(services_running, 300)
     reader.start_at(100)
-    deadline = time.monotonic() + 20
-    while reader.held_records() < 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert reader.held_records() == 200  # offsets 100..299, read before they were asked for
+    held = reader.held_records()
+    assert held > 0  # offsets from 100 on, read before they were asked for
+    reader.start_at(100)  # already there: keeps what it holds
+    assert reader.held_records() == held
     assert reader.take(100, 300, 1.0).values == _values(100, 300)
     reader.close()
 
@@ -101,14 +106,14 @@ def _idle_settings(settings, name: str, tmp_path: Path, partitions: int):  # typ
     return own
 
 
-def test_an_idle_pipeline_has_each_worker_read_its_partitions_ahead(
+def test_an_idle_pipeline_has_each_worker_open_readers_of_its_partitions(
         services_running, unique_name: str, dask_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = _idle_settings(services_running, unique_name, tmp_path, 4)
 
-    def reading() -> list[int]:  # on a worker: the partitions of the topic it reads ahead
-        from pipeline.sources import kafka_read_ahead as ahead
+    def reading() -> list[int]:  # on a worker: the partitions of the topic it has a reader of
+        from pipeline.sources.kafka_partition_reader import open_readers
 
-        return sorted(key[2] for key, r in ahead._READ_AHEAD.items() if key[1] == unique_name and r.alive)
+        return [p for topic, p in open_readers() if topic == unique_name]
 
     with Pipeline(settings, client=dask_client) as pipe:
         runner = threading.Thread(target=lambda: pipe.run(until_idle_s=60), daemon=True)
@@ -120,7 +125,7 @@ def test_an_idle_pipeline_has_each_worker_read_its_partitions_ahead(
             by_worker = dask_client.run(reading)
         pipe.stop()
         runner.join(60)
-    assert pipe.progress().records == 0  # nothing was there to read: the readers were started idle
+    assert pipe.progress().records == 0  # nothing was there to read: the readers were opened idle
     assert sorted(by_worker.values()) == [[0, 2], [1, 3]]
 
 
@@ -137,4 +142,4 @@ def test_workers_that_do_not_answer_leave_an_idle_pipeline_running(
         pipe._workers = no_answer  # type: ignore[method-assign]
         summary = pipe.run(until_idle_s=2.0)
     assert asked and summary.records == 0 and pipe.status() == "stopped"
-    assert "read-ahead not started" in caplog.text
+    assert "partition readers not opened" in caplog.text
