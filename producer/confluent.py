@@ -107,12 +107,12 @@ class ConfluentProducer:
              partition: int | None = None) -> Delivery:
         """Queue one record; blocks only while librdkafka's queue is full (<= max_block_ms)."""
         delivery = Delivery(self._client)
-        produce = partial(self._client.produce, topic, value, key, -1 if partition is None else partition,
-                          on_delivery=delivery.settle, headers=headers)
+        at = -1 if partition is None else partition
         try:
-            produce()
+            self._client.produce(topic, value, key, at, on_delivery=delivery.settle, headers=headers)
         except BufferError:
-            self._wait_for_room(produce)
+            self._wait_for_room(partial(self._client.produce, topic, value, key, at,
+                                        on_delivery=delivery.settle, headers=headers))
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY_RECORDS:
             self._unpolled = 0
