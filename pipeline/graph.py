@@ -26,8 +26,9 @@ merge or store writes, only for planning)::
     lower than what was final before), known before k's counts are merged.
 
 Cycle k, caught up (it read all its partitions held when planned; latency first): merge
-and flush k right after advancing, then plan and dispatch k+1; the rows of k are in the
-store one merge and one flush after its partials arrived.
+and flush k right after advancing, then plan and dispatch k+1, then snapshot k if due (as
+above, while the workers run k+1); the rows of k are in the store one merge and one flush
+after its partials arrived.
 
     writer thread: state/<k>.ckpt written (retried like any step), then older states and
     the plans they cover pruned; at most one write in flight: a boundary that finds one
@@ -411,7 +412,8 @@ class Pipeline:
             if plan.caught_up:  # latency first: this cycle's rows are written before the next plan
                 self._merge(run, plan, partials, started)
                 merged = time.monotonic()
-                self._flush(run, checkpoint=False)
+                # a snapshot due is taken by the next turn's flush, after the next dispatch
+                self._flush(run, checkpoint=False, when_due=False)
                 merge_s, flush_s = merged - gathered, time.monotonic() - merged
             planning = time.monotonic()
             following: CyclePlan | None = None
@@ -698,8 +700,9 @@ class Pipeline:
         summary.dead_letters += dead
         self._consumed = dict(run.next_offsets)  # (the next cycle is not advanced before this)
 
-    def _flush(self, run: _RunState, *, checkpoint: bool) -> None:
-        """Write what finished cycles produced, then checkpoint when due (or asked). Blocks."""
+    def _flush(self, run: _RunState, *, checkpoint: bool, when_due: bool = True) -> None:
+        """Write what finished cycles produced, then checkpoint if asked (``checkpoint``) or
+        due (``when_due`` and ``checkpoint_interval_s`` passed). Blocks."""
         state = run.state
         if run.pending:
             self._retry("dead letters", self.dead_letter.flush)
@@ -723,7 +726,7 @@ class Pipeline:
             written_ms = now_ms()
             self._latencies_ms.extend(written_ms - t for t in sample)
             run.pending.clear()
-        due = time.monotonic() - run.last_checkpoint_s >= self.settings.checkpoint_interval_s
+        due = when_due and time.monotonic() - run.last_checkpoint_s >= self.settings.checkpoint_interval_s
         if (checkpoint or due) and run.checkpointed_cycle != run.cycle and not run.replay:
             self._checkpoint(run)
 
