@@ -65,9 +65,9 @@ class KafkaFetcher:
                                             self.timeout_s)
 
     def start_reading(self, partition: int, start_offset: int) -> None:
-        """With ``pinned``: this worker's reader of the partition connects and begins reading
-        at ``start_offset`` (an idle pipeline's first caught-up range then waits for no
-        connection). Blocks up to ``WARM_POLL_MS``."""
+        """With ``pinned``: this worker's reader of the partition is made (connected) and set
+        at ``start_offset``, so an idle pipeline's first caught-up range waits for no
+        connection. Does not wait for records."""
         if self.pinned:
             partition_reader(self.bootstrap, self.topic, partition).start_at(start_offset)
 

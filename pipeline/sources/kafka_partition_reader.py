@@ -35,8 +35,6 @@ from pipeline.sources.kafka_columnar import CHUNK_RECORDS, NO_RECORDS, RecordCol
 
 MAX_HELD_RECORDS = 20_000  # a caught-up cycle reads a few thousand records a partition
 IDLE_S = 30.0
-WARM_S = 1.0  # start_at: long enough to connect and have the first records, if there are any
-WARM_POLL_MS = 100
 
 
 class PartitionReader:
@@ -79,23 +77,22 @@ class PartitionReader:
                                rows.keys, rows.values)
 
     def start_at(self, offset: int) -> None:
-        """Be ready to read from ``offset`` (an idle pipeline's warm-up): nothing to do when
-        the reader already continues from there; otherwise seek, connect and poll until the
-        first records come or ``WARM_S`` passed (what comes is held for the next ``take``)."""
+        """Be ready to read from ``offset`` (an idle pipeline's warm-up; the reader's
+        consumer connected when it was made): nothing to do when the reader already
+        continues from there; otherwise seek and poll once without waiting (a fetch goes
+        out; what came back is held for the next ``take``). Does not wait for records."""
         with self._lock:
             self._check_open()
             self.used_at = time.monotonic()
             if self._next == offset:
                 return
             self._seek(offset)
-            deadline = time.monotonic() + WARM_S
             try:
-                while not len(self._held) and time.monotonic() < deadline:
-                    polled = self._consumer.poll(timeout_ms=WARM_POLL_MS, max_records=1).get(self._tp, [])
-                    self._keep(concat([self._held, *polled]))
+                polled = self._consumer.poll(timeout_ms=0, max_records=1).get(self._tp, [])
             except BaseException:
                 self._next = -1
                 raise
+            self._keep(concat([self._held, *polled]))
 
     def held_records(self) -> int:
         """Records read past the last range and not taken yet."""

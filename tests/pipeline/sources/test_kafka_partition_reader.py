@@ -1,6 +1,6 @@
 """``PartitionReader`` against the real broker: waits for records not yet appended, holds a
-bounded number past a range, is closed once its partition is no longer read, and connects
-before the first take (an idle pipeline has each worker ready to read its partitions)."""
+bounded number past a range, is closed once its partition is no longer read, and is set
+where asked before the first take (an idle pipeline has each worker's readers ready)."""
 
 from __future__ import annotations
 
@@ -86,14 +86,16 @@ def test_a_reader_not_used_for_idle_s_is_closed_by_the_next_lookup(services_runn
     other.close()
 
 
-def test_start_at_connects_and_holds_the_first_records_before_any_take(services_running) -> None:  # type: ignore[no-untyped-def]
+def test_start_at_keeps_a_reader_that_is_there_and_sets_one_that_is_not(services_running) -> None:  # type: ignore[no-untyped-def]
     *_, reader = _filled_reader(services_running, 300)
-    reader.start_at(100)
+    reader.start_at(200)  # before any take: set there, whatever it reads meanwhile
+    assert reader.take(200, 250, 30.0).values == _values(200, 250)
     held = reader.held_records()
-    assert held > 0  # offsets from 100 on, read before they were asked for
-    reader.start_at(100)  # already there: keeps what it holds
+    assert held > 0  # 250.. came in the same poll
+    reader.start_at(250)  # already there: keeps what it holds
     assert reader.held_records() == held
-    assert reader.take(100, 300, 1.0).values == _values(100, 300)
+    reader.start_at(100)  # elsewhere: what it held is dropped
+    assert reader.take(100, 300, 30.0).values == _values(100, 300)
     reader.close()
 
 
