@@ -54,6 +54,20 @@ def empty_batch(partition: int, start_offset: int, end_offset: int) -> RecordBat
                        np.empty(0, np.int64), [], [])
 
 
+def poll_until(consumer: KafkaConsumer, tp: TopicPartition, end_offset: int,
+               deadline: float) -> list[RecordColumns] | None:
+    """Poll ``consumer`` (a ``columnar_consumer`` assigned ``tp``) until its position in
+    ``tp`` reaches ``end_offset``: what was polled (chunks, whole: the last may go past
+    ``end_offset``), or None once ``time.monotonic()`` passed ``deadline`` first."""
+    parts: list[RecordColumns] = []
+    while (position := consumer.position(tp)) < end_offset:
+        if time.monotonic() > deadline:
+            return None
+        chunks = max(1, (end_offset - position) // CHUNK_RECORDS)
+        parts += consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=chunks).get(tp, ())
+    return parts
+
+
 def kafka_python_fetch_batch(consumer: KafkaConsumer, topic: str, partition: int, start_offset: int,
                              end_offset: int, timeout_s: float) -> RecordBatch:
     """Records ``[start_offset, end_offset)`` of ``topic``/``partition`` as a ``RecordBatch``.
@@ -72,14 +86,10 @@ def kafka_python_fetch_batch(consumer: KafkaConsumer, topic: str, partition: int
         consumer.seek(tp, start_offset)
     elif consumer.position(tp) != start_offset:
         consumer.seek(tp, start_offset)
-    parts: list[RecordColumns] = []
-    deadline = time.monotonic() + timeout_s
-    while consumer.position(tp) < end_offset:
-        if time.monotonic() > deadline:
-            raise SourceError(f"topic {topic} partition {partition}: offsets "
-                              f"{start_offset}..{end_offset} not readable within {timeout_s:.0f} s")
-        chunks = max(1, (end_offset - consumer.position(tp)) // CHUNK_RECORDS)
-        parts += consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=chunks).get(tp, ())
+    parts = poll_until(consumer, tp, end_offset, time.monotonic() + timeout_s)
+    if parts is None:
+        raise SourceError(f"topic {topic} partition {partition}: offsets "
+                          f"{start_offset}..{end_offset} not readable within {timeout_s:.0f} s")
     if consumer.position(tp) > end_offset:
         consumer.seek(tp, end_offset)
     got = concat(parts).before(end_offset)

@@ -30,8 +30,8 @@ import time
 from kafka import TopicPartition
 
 from pipeline.sources.base import RecordBatch, SourceError
-from pipeline.sources.kafka_batch import POLL_TIMEOUT_MS, columnar_consumer, empty_batch
-from pipeline.sources.kafka_columnar import CHUNK_RECORDS, NO_RECORDS, RecordColumns, concat
+from pipeline.sources.kafka_batch import columnar_consumer, empty_batch, poll_until
+from pipeline.sources.kafka_columnar import NO_RECORDS, RecordColumns, concat
 
 MAX_HELD_RECORDS = 20_000  # a caught-up cycle reads a few thousand records a partition
 IDLE_S = 30.0
@@ -117,14 +117,10 @@ class PartitionReader:
     def _read_to(self, end_offset: int, deadline: float) -> RecordColumns | None:
         """The held records and what is polled after them, up to at least ``end_offset``;
         None when ``deadline`` passed first."""
-        parts = [self._held] if len(self._held) else []
-        position = self._consumer.position(self._tp)
-        while position < end_offset:
-            if time.monotonic() > deadline:
-                return None
-            chunks = max(1, (end_offset - position) // CHUNK_RECORDS)
-            parts += self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=chunks).get(self._tp, ())
-            position = self._consumer.position(self._tp)
+        polled = poll_until(self._consumer, self._tp, end_offset, deadline)
+        if polled is None:
+            return None
+        parts = [self._held, *polled] if len(self._held) else polled
         return concat(parts) if parts else NO_RECORDS
 
     def _keep(self, rest: RecordColumns) -> None:
