@@ -180,3 +180,26 @@ def test_a_large_block_of_batch_records_takes_the_columnar_path(monkeypatch: pyt
     want = [c for r in range(1000) if r not in bad for c in clicks[r * 100:(r + 1) * 100]] + [clicks[0]]
     assert decoded.clicks["click_id"].to_pylist() == [c.click_id for c in want]
     assert decoded.clicks["curr"].to_pylist() == [c.curr for c in want]
+
+
+@pytest.mark.parametrize("title", ["a\x7fb", "a\x01b", "a\tb"])
+@pytest.mark.parametrize("form", ["one click", "columns"])
+def test_a_control_character_in_a_title_is_found_with_or_without_an_escape(title: str, form: str) -> None:
+    """A raw DEL (which the JSON reader lets through) and an escaped control character
+    (a backslash in the record) are both found, in a block of good records, some with a
+    backslash of their own (quoted titles)."""
+    good = [Click(i, MIN_TS_MS + i, f"p{i % 7}" if i % 50 else f'Song_"{i}"', f"c{i // 10}", "link")
+            for i in range(200)]
+    bad = Click(10_000, MIN_TS_MS, title, "c0", "link")
+    if form == "one click":
+        values = [orjson.dumps({"id": c.click_id, "ts": c.ts_ms, "prev": c.prev, "curr": c.curr,
+                                "type": c.link_type}) for c in [*good[:100], bad, *good[100:]]]
+    else:
+        values = [encode_batch(good[i:i + 10]) for i in range(0, 100, 10)]
+        values += [encode_batch([bad])] + [encode_batch(good[i:i + 10]) for i in range(100, 200, 10)]
+    bad_value = values[100 if form == "one click" else 10]
+    assert (b"\\" in bad_value) == (title != "a\x7fb")  # orjson escapes below 0x20 only
+    decoded = decode_values(values)
+    assert decoded.dead == oracle(values)[1]
+    assert len(decoded.dead) == 1 and decoded.dead[0][1].endswith("title holds a control character")
+    assert decoded.clicks["click_id"].to_pylist() == [c.click_id for c in good]
