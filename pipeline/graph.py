@@ -101,6 +101,9 @@ LATENCY_SAMPLES = 20_000  # append -> store latencies kept for progress() percen
 STALL_S = 5.0  # a blocking step silent this long shows in status() as waiting
 SLOW_SOURCE_S = 1.0  # an idle pipeline's call to the source this slow was an outage, not idleness
 WORKERS_TTL_S = 5.0  # how long the list of Dask workers is reused (scale-out)
+# Retries of an unreachable server wait 0.5 s, doubling to this: a server back is seen
+# within about this long (a longer cap only delayed the resume after an outage).
+RETRY_MAX_DELAY_S = 2.0
 WARM_EVERY_S = 10.0  # an idle pipeline tells its workers where to be ready to read this often
 T = TypeVar("T")
 
@@ -627,7 +630,7 @@ class Pipeline:
             self._status = f"waiting for source/archive: {first}"
             log.warning("pipeline: %d task(s) failed (%s); retrying in %.1f s", len(failed), first, delay_s)
             time.sleep(delay_s)
-            delay_s = min(delay_s * 2, 10.0)
+            delay_s = min(delay_s * 2, RETRY_MAX_DELAY_S)
             retry = [dataclasses.replace(t, attempt=t.attempt + 1) for t, _ in failed]
             todo = {(t.partition, t.start_offset): t for t in retry}
             self._submit(retry)
@@ -803,7 +806,7 @@ def group_by_worker(tasks: Sequence[BatchTask], partitions: Sequence[int], worke
 def retry_transient(what: str, step: Callable[[], T], timeout_s: float,
                     waiting: Callable[[str | None], None]) -> T:
     """Run ``step``; while it fails transiently (``is_transient``), tell ``waiting`` why, wait
-    (backoff 0.5 s doubling to 10 s) and run it again, up to ``timeout_s``; then, or for a
+    (backoff 0.5 s doubling to ``RETRY_MAX_DELAY_S``) and run it again, up to ``timeout_s``; then, or for a
     permanent error, raise ``PipelineError``. ``waiting(None)`` once it succeeded after a wait."""
     deadline = time.monotonic() + timeout_s
     delay_s = 0.5
@@ -818,7 +821,7 @@ def retry_transient(what: str, step: Callable[[], T], timeout_s: float,
             log.warning("pipeline: %s unreachable (%s: %s); retrying in %.1f s", what,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", delay_s)
             time.sleep(delay_s)
-            delay_s = min(delay_s * 2, 10.0)
+            delay_s = min(delay_s * 2, RETRY_MAX_DELAY_S)
         else:
             if delay_s > 0.5:
                 waiting(None)

@@ -24,7 +24,9 @@ from pipeline.sources.kafka_partition_reader import partition_reader
 
 KAFKA_CLIENTS = ("kafka-python", "confluent-kafka")
 # kafka-python's default (305 s) would hide a broker outage; the pipeline retries instead.
-DRIVER_REQUEST_TIMEOUT_MS = 15_000
+# Short: a request sent just before a restarted broker is back fails in this time, and the
+# retry (to the broker now up) goes through (15 s held the resume back by ~10 s).
+DRIVER_REQUEST_TIMEOUT_MS = 5_000
 # How often an idle pipeline asks for the end offsets (one small request to each leader): a
 # click appended while it waits is planned at most this much later.
 END_OFFSETS_POLL_S = 0.05
