@@ -47,6 +47,7 @@ Batch tables (written by ``spark_jobs``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ class Table:
     def columns(self) -> tuple[Column, ...]:
         return self.partition_key + self.clustering + self.values
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
+        """(Cached: read once per row written.)"""
         return tuple(c.name for c in self.columns)
 
     @property
