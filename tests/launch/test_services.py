@@ -105,6 +105,17 @@ def test_kafka_cluster_ids_never_look_like_an_option() -> None:
     assert len(set(ids)) == len(ids)
 
 
+def test_hdfs_read_back_waits_for_a_short_read_and_fails_on_other_bytes() -> None:
+    """The health probe's read after a close: a file whose last block is only committed reads
+    short (0 bytes) until the DataNodes report it; a read of other bytes is no such race."""
+    reads = iter([b"", b"", b"pay", b"payload"])
+    assert services.read_back(lambda: next(reads), b"payload", within_s=5.0, pause_s=0.0)
+    assert not services.read_back(lambda: b"", b"payload", within_s=0.05, pause_s=0.01)
+    other = iter([b"", b"other!!", b"payload"])
+    assert not services.read_back(lambda: next(other), b"payload", within_s=5.0, pause_s=0.0)
+    assert next(other) == b"payload"  # not read again after the wrong bytes
+
+
 def test_spark_plugin_is_fetched_but_never_started(tmp_path: Path) -> None:
     """``comet`` (a Spark plugin's jar) is a fetch target only: up/down/status name the mistake."""
     settings = _isolated(tmp_path)
