@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickstream.events import Click
-from producer.expand import ClickChunk
+from producer.expand import ClickChunk, stable_argsort
 
 GENERIC_CHUNK_CLICKS = 8_192
 _M = np.uint32(0x5BD1E995)
@@ -96,15 +96,21 @@ def build_records(chunk: ClickChunk, clicks_per_record: int = 1, batch_wait_ms: 
         keys = [unique_keys[i] for i in code_list]
         return Records(keys, values, np.ones(len(values), np.int64), chunk.ts_ms, code, unique_keys)
     cell = chunk.ts_ms // batch_wait_ms
-    order = np.lexsort((cell, code))  # stable: click order within a (destination, cell)
+    by_cell = stable_argsort(cell)
+    order = by_cell[stable_argsort(code[by_cell])]  # by (destination, cell), click order within
     n = len(order)
     code_s, cell_s = code[order], cell[order]
     new_group = np.r_[True, (code_s[1:] != code_s[:-1]) | (cell_s[1:] != cell_s[:-1])]
     position = np.arange(n)
     seq = position - np.maximum.accumulate(np.where(new_group, position, 0))
     starts = np.flatnonzero(seq % clicks_per_record == 0)
-    bounds = np.r_[starts, n]
-    send_order = np.argsort(np.maximum.reduceat(order, starts), kind="stable")
+    send_order = np.argsort(np.maximum.reduceat(order, starts))  # by last click; no ties
+    # The clicks regrouped record by record in send order, so the values need no reordering.
+    lengths = np.diff(np.r_[starts, n])[send_order]
+    bounds = np.r_[0, np.cumsum(lengths)]
+    order = order[np.repeat(starts[send_order] - bounds[:-1], lengths) + position]
+    first = order[bounds[:-1]]
+    key_index = code[first]
     row_s = pa.array(chunk.row[order])
     offsets = pa.array(bounds, pa.int64())
 
@@ -114,16 +120,13 @@ def build_records(chunk: ClickChunk, clicks_per_record: int = 1, batch_wait_ms: 
     def per_row(titles: list[str]) -> pa.Array:
         return pa.array([dumps(t) for t in titles], _BIN).take(row_s)
 
-    curr = pa.array([dumps(c) for c in index], _BIN).take(pa.array(code_s[starts]))
+    curr = pa.array([dumps(c) for c in index], _BIN).take(pa.array(key_index))
     joined = _join(_lit(b'{"curr":'), curr, _lit(b',"ids":['), listed(_digits(chunk.click_id[order])),
                    _lit(b'],"ts":['), listed(_digits(chunk.ts_ms[order])),
                    _lit(b'],"prevs":['), listed(per_row(chunk.prev)),
                    _lit(b'],"types":['), listed(per_row(chunk.link_type)), _lit(b"]}"))
-    values = _to_bytes(joined.take(pa.array(send_order)))
-    key_index = code_s[starts][send_order]
     keys = [unique_keys[i] for i in key_index.tolist()]
-    return Records(keys, values, np.diff(bounds)[send_order], chunk.ts_ms[order][starts][send_order],
-                   key_index, unique_keys)
+    return Records(keys, _to_bytes(joined), lengths, chunk.ts_ms[first], key_index, unique_keys)
 
 
 def chunks_of(clicks: Iterable[Click], size: int = GENERIC_CHUNK_CLICKS) -> Iterator[ClickChunk]:

@@ -451,8 +451,26 @@ def _emit(rng: np.random.Generator, sub: np.ndarray, jitter_ms: int
     ts = lo + np.floor(rng.random(total) * width).astype(np.int64)
     click_id = (row << 32) | k
     key = ts + rng.integers(0, jitter_ms + 1, total) if jitter_ms else ts
-    order = np.lexsort((click_id, key))
+    # Sorted by (key, click_id). An entry's clicks have ascending ids, so with each row in one
+    # entry (always so) the clicks in id order come from sorting the entries, and one
+    # stable sort by key finishes it (np.lexsort over both costs ~3x more).
+    by_row = np.argsort(sub[:, 0], kind="stable")
+    rows_in_order = sub[by_row, 0]
+    if bool(np.all(rows_in_order[1:] > rows_in_order[:-1])):
+        lengths = counts[by_row]
+        by_id = np.repeat(first[by_row] - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+        order = by_id[stable_argsort(key[by_id])]
+    else:
+        order = np.lexsort((click_id, key))
     return click_id[order], ts[order], row[order]
+
+
+def stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for an integer key; a key whose range fits in 16
+    bits is shifted to uint16 first, which numpy sorts by radix (~5x faster than int64)."""
+    if len(key) and int(key.max()) - int(key.min()) < 1 << 16:
+        key = (key - key.min()).astype(np.uint16)
+    return np.argsort(key, kind="stable")
 
 
 def _chunk(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], data: bytes | mmap.mmap,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from producer import expand
@@ -128,3 +129,25 @@ def test_spilled_spool_gives_the_same_clicks(monkeypatch: pytest.MonkeyPatch) ->
     spilled = list(expand_clicks(ROWS, seed=9, jitter_ms=300))
     assert len(spilled) == sum(r.n for r in ROWS)
     assert Counter(c.click_id for c in spilled) == Counter(c.click_id for c in held)
+
+
+@pytest.mark.parametrize("half_range", [1_000, 1 << 20])  # within 16 bits (radix) and beyond
+def test_stable_argsort_is_numpys_stable_argsort(half_range: int) -> None:
+    key = np.random.default_rng(half_range).integers(-half_range, half_range, 5_000)
+    assert np.array_equal(expand.stable_argsort(key), np.argsort(key, kind="stable"))
+
+
+@pytest.mark.parametrize("repeat_a_row", [False, True])  # one entry per row, or the general path
+def test_a_sub_slice_comes_out_by_time_then_click_id(repeat_a_row: bool) -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.permutation(400)[:300]  # out of row order, as pass 1 deals entries
+    if repeat_a_row:
+        rows[7] = rows[3]
+    counts = rng.integers(1, 20, len(rows))
+    starts = np.where(np.arange(len(rows)) == 7, 100, 0) if repeat_a_row else np.zeros(len(rows), np.int64)
+    sub = np.column_stack([rows, counts, starts, np.full(len(rows), 1_000), np.full(len(rows), 1_050)])
+    click_id, ts_ms, row = expand._emit(rng, sub.astype(np.int64), jitter_ms=0)  # 50 ms: many ties
+    assert len(set(click_id.tolist())) == len(click_id) == counts.sum()
+    pairs = list(zip(ts_ms.tolist(), click_id.tolist(), strict=True))
+    assert pairs == sorted(pairs)
+    assert np.array_equal(row, click_id >> 32)

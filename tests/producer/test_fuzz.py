@@ -187,6 +187,30 @@ def test_records_round_trip_and_match_the_event_encoding(clicks: list[Click], cl
     assert Counter(got) == Counter(clicks)
 
 
+def _records_as_documented(clicks: list[Click], clicks_per_record: int, wait_ms: int) -> list[bytes]:
+    """``producer.encoding``'s grouping written plainly: a record closes at its K-th click of
+    one (destination, ``ts_ms // wait_ms``) group, or at the end; records by last click."""
+    groups: dict[tuple[str, int], list[tuple[int, Click]]] = {}
+    done: list[tuple[int, list[Click]]] = []
+    for position, click in enumerate(clicks):
+        group = groups.setdefault((click.curr, click.ts_ms // wait_ms), [])
+        group.append((position, click))
+        if len(group) == clicks_per_record:
+            done.append((position, [c for _, c in group]))
+            del groups[(click.curr, click.ts_ms // wait_ms)]
+    done += [(group[-1][0], [c for _, c in group]) for group in groups.values()]
+    return [encode_batch(batch) for _, batch in sorted(done, key=lambda record: record[0])]
+
+
+@FUZZ
+@given(clicks=click_lists, clicks_per_record=st.integers(2, 7), wait_ms=st.integers(1, 10**7))
+def test_batch_records_group_and_order_as_documented(clicks: list[Click], clicks_per_record: int,
+                                                     wait_ms: int) -> None:
+    for chunk in chunks_of(clicks, size=23):
+        assert build_records(chunk, clicks_per_record, wait_ms).values == _records_as_documented(
+            list(chunk.clicks()), clicks_per_record, wait_ms)
+
+
 @FUZZ
 @given(keys=st.lists(st.binary(max_size=70), max_size=40), partitions=st.integers(1, 64))
 def test_vectorised_murmur2_is_kafkas_partitioner(keys: list[bytes], partitions: int) -> None:
