@@ -178,6 +178,9 @@ class Settings:
     cassandra_local_datacenter: str = _opt(
         "datacenter1", "the client's local datacenter: token-aware, DC-aware load balancing sends "
         "requests to its replicas, LOCAL_* consistency counts its replicas", "store")
+    cassandra_compression: bool = _opt(
+        False, "compress CQL frames (lz4): fewer bytes on a slow link, more CPU in the client and the "
+        "server for every request", "store")
     cassandra_write_consistency: str = _opt("LOCAL_QUORUM", "consistency level of every write", "store",
                                             CONSISTENCY_LEVELS)
     cassandra_read_consistency: str = _opt("LOCAL_ONE", "consistency level of every read", "store",

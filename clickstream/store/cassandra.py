@@ -100,6 +100,7 @@ def connect(settings: Settings, keyspace: str | None = None, connect_timeout_s: 
                 READ_PROFILE: profile(settings.cassandra_read_consistency)}
     cluster = Cluster(list(settings.cassandra_contact_points), port=settings.cassandra_port,
                       auth_provider=auth, execution_profiles=profiles, connect_timeout=connect_timeout_s,
+                      compression=settings.cassandra_compression,
                       # a node back from an outage is found within seconds, not minutes
                       reconnection_policy=ExponentialReconnectionPolicy(0.5, RECONNECT_MAX_S))
     try:
@@ -237,9 +238,10 @@ class CassandraStore:
             by_partition[values[:n_key]].append(values)
         batches: list[BatchStatement] = []
         small: dict[tuple[str, ...], list[list[tuple[Any, ...]]]] = defaultdict(list)
+        one_node = len(self._cluster.metadata.all_hosts()) <= 1  # one replica set for every partition
         for part_rows in by_partition.values():
             if len(part_rows) <= PACK_MAX_ROWS:
-                small[self._replicas(insert, part_rows[0])].append(part_rows)
+                small[() if one_node else self._replicas(insert, part_rows[0])].append(part_rows)
                 continue
             for i in range(0, len(part_rows), BATCH_ROWS):
                 batches.append(self._batch(insert, part_rows[i:i + BATCH_ROWS]))

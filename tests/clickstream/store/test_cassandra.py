@@ -98,6 +98,27 @@ def test_client_negotiates_the_protocol_and_balances_by_token_and_datacenter(cas
         cluster.shutdown()
 
 
+@pytest.mark.parametrize("compression", [False, True])
+def test_frame_compression_follows_its_setting_and_rows_round_trip(cassandra_settings, unique_name: str,
+                                                                    compression: bool) -> None:
+    from clickstream.store.cassandra import CassandraStore
+
+    settings = cassandra_settings.replace(cassandra_compression=compression)
+    store = CassandraStore(settings)
+    try:
+        pool = next(iter(store._session._pools.values()))
+        connection = pool._connection
+        assert (connection.compressor is not None) is compression
+        part = {"pipeline": unique_name, "window_ms": 1000, "day": "2015-02-01"}
+        rows = [{**part, "window_start_ms": t, "clicks": t, "late_clicks": 0, "written_ms": 1, "cycle": 1,
+                 "final": 1} for t in range(300)]
+        assert store.upsert("window_totals", rows) == 300
+        assert sorted(r["clicks"] for r in store.select("window_totals", part)) == list(range(300))
+    finally:
+        store.close()
+    assert type(cassandra_settings).from_sources({}, {}).cassandra_compression is False  # off by default
+
+
 def test_consistency_settings_reach_reads_and_writes(cassandra_settings, unique_name: str) -> None:
     """On one node, THREE cannot be met: a read (or write) at THREE fails, so the setting is used."""
     from cassandra.cluster import NoHostAvailable
