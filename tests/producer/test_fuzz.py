@@ -193,11 +193,12 @@ def _records_as_documented(clicks: list[Click], clicks_per_record: int, wait_ms:
     groups: dict[tuple[str, int], list[tuple[int, Click]]] = {}
     done: list[tuple[int, list[Click]]] = []
     for position, click in enumerate(clicks):
-        group = groups.setdefault((click.curr, click.ts_ms // wait_ms), [])
+        key = (click.curr, click.ts_ms // wait_ms)
+        group = groups.setdefault(key, [])
         group.append((position, click))
         if len(group) == clicks_per_record:
             done.append((position, [c for _, c in group]))
-            del groups[(click.curr, click.ts_ms // wait_ms)]
+            del groups[key]
     done += [(group[-1][0], [c for _, c in group]) for group in groups.values()]
     return [encode_batch(batch) for _, batch in sorted(done, key=lambda record: record[0])]
 
