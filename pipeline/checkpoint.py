@@ -51,6 +51,11 @@ from clickstream.store import Store
 
 MAGIC = b"CLKCKPT1"
 KEEP_STATES = 2
+# HDFS as `clickstream services` runs it (dfs.namenode.file.close.num-committed-allowed=1)
+# returns from a file's close before its last block is complete; a read in that moment sees
+# fewer bytes (none, for a one-block file). A state file renamed into place just before a
+# crash can read short on the restart: it is read again until whole, for up to this long.
+STATE_WHOLE_WITHIN_S = 5.0
 _NAME = re.compile(r"^(\d{12})\.(json|ckpt)$")
 
 
@@ -205,8 +210,13 @@ class Checkpoints:
         """The newest readable state, or None when the pipeline never checkpointed."""
         for cycle in reversed(self._listed(self._states, "ckpt")):
             path = join(self._states, f"{cycle:012d}.ckpt")
-            with self._fs.open(path, "rb") as f:
-                return decode(f.read(), path)
+            deadline = time.monotonic() + STATE_WHOLE_WITHIN_S
+            while True:
+                with self._fs.open(path, "rb") as f:
+                    raw = f.read()
+                if not is_cut_short(raw) or time.monotonic() > deadline:
+                    return decode(raw, path)
+                time.sleep(0.05)
         return None
 
     def plans_after(self, cycle: int) -> list[CyclePlan]:
@@ -280,6 +290,35 @@ def encode(snapshot: Snapshot) -> bytes:
         out.write(struct.pack("<Q", len(body)))
         out.write(body)
     return out.getvalue()
+
+
+def is_cut_short(raw: bytes) -> bool:
+    """True when ``raw`` is a proper beginning of ``encode``'s bytes (empty included): the
+    lengths it holds ask for more. Whole files and files that are no checkpoint at all
+    (which ``decode`` then names) are not cut short."""
+    if len(raw) < len(MAGIC):
+        return MAGIC.startswith(raw)
+    if not raw.startswith(MAGIC):
+        return False
+    pos = len(MAGIC)
+    if len(raw) < pos + 8:
+        return True
+    (n,) = struct.unpack_from("<Q", raw, pos)
+    pos += 8 + n
+    if len(raw) < pos:
+        return True
+    try:
+        names = orjson.loads(raw[pos - n:pos])["tables"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+    for _ in names:
+        if len(raw) < pos + 8:
+            return True
+        (n,) = struct.unpack_from("<Q", raw, pos)
+        pos += 8 + n
+        if len(raw) < pos:
+            return True
+    return False
 
 
 def decode(raw: bytes, path: str) -> Snapshot:

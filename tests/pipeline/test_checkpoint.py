@@ -31,6 +31,7 @@ from pipeline.checkpoint import (
     StorePlans,
     decode,
     encode,
+    is_cut_short,
 )
 from pipeline.graph import PipelineError
 from pipeline.operators.windows import WindowState
@@ -203,3 +204,36 @@ def test_an_encoded_state_is_a_copy_later_cycles_cannot_change(tmp_path: Path) -
     live.snapshot()  # merges its count frames again
     saved = decode(body, "test")
     assert WindowState.restore(saved.meta["window"], saved.tables).finalize_all() == twin.finalize_all()
+
+
+def test_only_a_beginning_of_a_state_file_is_cut_short(tmp_path: Path) -> None:
+    """Every proper beginning of a state's bytes asks for more (the restart reads again);
+    the whole file and bytes that are no state file at all do not (decode names those)."""
+    state = WindowState()
+    state.add_counts(_process(_clicks()[:200], tmp_path).counts)
+    meta, tables = state.snapshot()
+    body = encode(Snapshot(3, {"window": meta}, tables))
+    assert len(tables) >= 1
+    assert all(is_cut_short(body[:n]) for n in range(0, len(body), max(1, len(body) // 500)))
+    assert is_cut_short(body[:-1]) and not is_cut_short(body)
+    assert not is_cut_short(b"PAR1" + body) and not is_cut_short(b"{}")
+
+
+def test_a_state_file_that_reads_short_at_first_is_read_again(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """As HDFS can answer right after a close: the newest state reads empty, then whole."""
+    checkpoints = Checkpoints((tmp_path / "ck").as_uri(), "p")
+    checkpoints.save(_state(4))
+    real_open = checkpoints._fs.open
+    reads = []
+
+    def open_short_at_first(path: str, mode: str = "rb"):
+        reads.append(path)
+        f = real_open(path, mode)
+        if len(reads) == 1:
+            f.read()  # at its end: the first read returns no bytes
+        return f
+
+    monkeypatch.setattr(checkpoints._fs, "open", open_short_at_first)
+    latest = checkpoints.latest()
+    assert latest is not None and latest.cycle == 4 and len(reads) == 2
