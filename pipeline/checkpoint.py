@@ -300,25 +300,27 @@ def is_cut_short(raw: bytes) -> bool:
         return MAGIC.startswith(raw)
     if not raw.startswith(MAGIC):
         return False
-    pos = len(MAGIC)
-    if len(raw) < pos + 8:
-        return True
-    (n,) = struct.unpack_from("<Q", raw, pos)
-    pos += 8 + n
-    if len(raw) < pos:
+    end = _section_end(raw, len(MAGIC))
+    if end is None:
         return True
     try:
-        names = orjson.loads(raw[pos - n:pos])["tables"]
+        names = orjson.loads(raw[len(MAGIC) + 8:end])["tables"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return False
     for _ in names:
-        if len(raw) < pos + 8:
-            return True
-        (n,) = struct.unpack_from("<Q", raw, pos)
-        pos += 8 + n
-        if len(raw) < pos:
+        end = _section_end(raw, end)
+        if end is None:
             return True
     return False
+
+
+def _section_end(raw: bytes, pos: int) -> int | None:
+    """Where the length-prefixed section at ``pos`` ends, or None if ``raw`` stops before."""
+    if len(raw) < pos + 8:
+        return None
+    (n,) = struct.unpack_from("<Q", raw, pos)
+    end = pos + 8 + n
+    return end if len(raw) >= end else None
 
 
 def decode(raw: bytes, path: str) -> Snapshot:
