@@ -11,6 +11,8 @@ and named deterministically from what they hold, so a replay rewrites, never dup
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
@@ -56,6 +58,23 @@ def filesystem(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFileSys
     """(file system, path inside it) for an fsspec URL such as ``hdfs://h:9000/a``."""
     fs, path = fsspec.core.url_to_fs(url, **storage_options)
     return fs, path
+
+
+def read_until_whole(read: Callable[[], bytes], is_short: Callable[[bytes], bool],
+                     within_s: float, pause_s: float = 0.05) -> bytes:
+    """What ``read()`` gives once ``is_short`` no longer judges it a beginning of the file,
+    or its last answer after ``within_s``; blocks up to ``within_s`` plus one read.
+
+    A file read the moment after its writer closed it can come back short from HDFS (the
+    NameNode completes a file while its last block is still committing), so a just-closed
+    file is read through this.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        got = read()
+        if not is_short(got) or time.monotonic() >= deadline:
+            return got
+        time.sleep(pause_s)
 
 
 def join(*parts: str) -> str:

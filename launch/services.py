@@ -42,7 +42,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from clickstream.archive import filesystem
+from clickstream.archive import filesystem, read_until_whole
 from clickstream.jars import FETCHED_STAMP, REPO_SERVICES_DIR, is_fetched, lib_dir, pom_hash
 from clickstream.settings import Settings
 from clickstream.store.cassandra import connect
@@ -473,14 +473,9 @@ def read_back(read: Callable[[], bytes], written: bytes, within_s: float = HDFS_
     """Whether ``read()`` gives ``written``. A read of a beginning of it (a closed file whose
     last block is not visible yet) is read again for up to ``within_s``; other bytes fail
     at once."""
-    deadline = time.monotonic() + within_s
-    while True:
-        got = read()
-        if got == written:
-            return True
-        if not written.startswith(got) or time.monotonic() >= deadline:
-            return False
-        time.sleep(pause_s)
+    got = read_until_whole(read, lambda got: got != written and written.startswith(got),
+                           within_s, pause_s)
+    return got == written
 
 
 def hdfs_live_datanodes(settings: Settings, timeout_s: float = 5.0) -> int:

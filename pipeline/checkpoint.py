@@ -46,7 +46,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from clickstream.archive import filesystem, join
+from clickstream.archive import filesystem, join, read_until_whole
 from clickstream.store import Store
 
 MAGIC = b"CLKCKPT1"
@@ -208,16 +208,16 @@ class Checkpoints:
     # -- reading -----------------------------------------------------------------------
     def latest(self) -> Snapshot | None:
         """The newest readable state, or None when the pipeline never checkpointed."""
-        for cycle in reversed(self._listed(self._states, "ckpt")):
-            path = join(self._states, f"{cycle:012d}.ckpt")
-            deadline = time.monotonic() + STATE_WHOLE_WITHIN_S
-            while True:
-                with self._fs.open(path, "rb") as f:
-                    raw = f.read()
-                if not is_cut_short(raw) or time.monotonic() > deadline:
-                    return decode(raw, path)
-                time.sleep(0.05)
-        return None
+        states = self._listed(self._states, "ckpt")
+        if not states:
+            return None
+        path = join(self._states, f"{states[-1]:012d}.ckpt")
+        raw = read_until_whole(lambda: self._read_bytes(path), is_cut_short, STATE_WHOLE_WITHIN_S)
+        return decode(raw, path)
+
+    def _read_bytes(self, path: str) -> bytes:
+        with self._fs.open(path, "rb") as f:
+            return f.read()
 
     def plans_after(self, cycle: int) -> list[CyclePlan]:
         """Plans logged after ``cycle``, in order (the cycles a restart runs again)."""
