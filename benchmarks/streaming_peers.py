@@ -45,7 +45,6 @@ import io
 import json
 import logging
 import multiprocessing
-import os
 import pstats
 import subprocess
 import sys
@@ -337,7 +336,7 @@ def run_spark(bench: Settings, archive_url: str) -> tuple[dict[str, Any], int]:
            "--archive-url", archive_url]
     rss = RssPeaks()
     rss.start()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     rss.stop()
     if done.returncode != 0:
         raise RuntimeError(f"Spark peer failed ({done.returncode}):\n{done.stderr[-4000:]}")
