@@ -7,6 +7,7 @@ pipeline code, so it can catch the pipeline's mistakes.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from dask.distributed import Client, LocalCluster
 
-from clickstream.archive import filesystem
+from clickstream.archive import filesystem, read_until_whole
 from clickstream.events import Click
 from clickstream.referrers import classify
 from clickstream.settings import Settings
@@ -128,13 +129,23 @@ def dump_sqlite(path: Path, tables: Sequence[str] = COMPARED, pipeline: str | No
         conn.close()
 
 
+PARQUET_MAGIC = b"PAR1"
+PARQUET_WHOLE_WITHIN_S = 5.0
+
+
 def read_archive(url: str) -> pd.DataFrame:
     fs, root = filesystem(url)
     files = [f for f in fs.find(root) if f.endswith(".parquet") and "/_tmp-" not in f]
     frames = []
     for f in files:
-        with fs.open(f, "rb") as src:
-            frames.append(pq.read_table(src).to_pandas())
+        def read(f: str = f) -> bytes:
+            with fs.open(f, "rb") as src:
+                return src.read()
+
+        # a file the pipeline closed a moment ago may read short from HDFS: a Parquet file
+        # is whole when it ends with its footer's magic
+        raw = read_until_whole(read, lambda got: not got.endswith(PARQUET_MAGIC), PARQUET_WHOLE_WITHIN_S)
+        frames.append(pq.read_table(io.BytesIO(raw)).to_pandas())
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
