@@ -327,15 +327,18 @@ def decode(raw: bytes, path: str) -> Snapshot:
     """The snapshot in ``encode``'s bytes (``path`` names them in errors)."""
     if raw[:len(MAGIC)] != MAGIC:
         raise CheckpointError(f"checkpoint {path}: not a checkpoint file (bad magic)")
-    pos = len(MAGIC)
-    (n,) = struct.unpack_from("<Q", raw, pos)
-    pos += 8
-    head = orjson.loads(raw[pos:pos + n])
-    pos += n
+
+    def section(start: int) -> tuple[bytes, int]:
+        end = _section_end(raw, start)
+        if end is None:
+            raise CheckpointError(f"checkpoint {path}: cut short ({len(raw)} bytes, a section "
+                                  f"at byte {start} asks for more)")
+        return raw[start + 8:end], end
+
+    body, end = section(len(MAGIC))
+    head = orjson.loads(body)
     tables = {}
     for name in head["tables"]:
-        (n,) = struct.unpack_from("<Q", raw, pos)
-        pos += 8
-        tables[name] = ipc.open_stream(pa.py_buffer(raw[pos:pos + n])).read_all()
-        pos += n
+        body, end = section(end)
+        tables[name] = ipc.open_stream(pa.py_buffer(body)).read_all()
     return Snapshot(int(head["cycle"]), head["meta"], tables)

@@ -23,6 +23,7 @@ from clickstream.settings import Settings
 from clickstream.store.embedded import EmbeddedStore
 from pipeline import Pipeline
 from pipeline.checkpoint import (
+    CheckpointError,
     Checkpoints,
     CyclePlan,
     FilePlans,
@@ -217,6 +218,8 @@ def test_only_a_beginning_of_a_state_file_is_cut_short(tmp_path: Path) -> None:
     assert all(is_cut_short(body[:n]) for n in range(0, len(body), max(1, len(body) // 500)))
     assert is_cut_short(body[:-1]) and not is_cut_short(body)
     assert not is_cut_short(b"PAR1" + body) and not is_cut_short(b"{}")
+    with pytest.raises(CheckpointError, match="cut short"):
+        decode(body[:-1], "test")
 
 
 def test_a_state_file_that_reads_short_at_first_is_read_again(tmp_path: Path,
